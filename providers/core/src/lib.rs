@@ -1,0 +1,19 @@
+//! The provider model shared by veer and every DNS provider crate.
+//!
+//! This crate knows nothing about the controller: it defines what a DNS record
+//! looks like to veer ([`RecordSet`], [`Answer`]), the ownership record that makes
+//! every write conditional ([`OwnershipRecord`]), what a provider can do
+//! ([`Capabilities`]) and the narrow [`Provider`] trait each provider implements
+//! (SPEC §5).
+
+mod error;
+mod name;
+mod ownership;
+mod provider;
+mod record;
+
+pub use error::ProviderError;
+pub use name::{NameError, RecordName};
+pub use ownership::{OwnershipError, OwnershipRecord};
+pub use provider::{Capabilities, CasPrimitive, Change, ChangeBatch, Observed, Provider, Weighting};
+pub use record::{Answer, RecordSet, RecordType};

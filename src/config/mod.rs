@@ -1,0 +1,446 @@
+//! The controller configuration, `veer.yaml` (SPEC §4): providers, coordination,
+//! admin listener and policy paths, layered with `VEER_*` environment variables.
+//!
+//! The file is parsed with positions like a policy. Environment layering happens
+//! after: `VEER_ADMIN__LISTEN=0.0.0.0:9090` sets `admin.listen` (`__` separates
+//! levels, `_` inside a level starts a camelCase word, provider names match with
+//! `-` written as `_`). `${NAME}` inside a string value is replaced by that
+//! environment variable. Secrets are only ever named (a file or a variable),
+//! never written inline: there is no field that could hold one.
+
+mod env;
+
+use crate::policy::diagnostic::{Diagnostic, Findings};
+use crate::policy::duration::PolicyDuration;
+use crate::policy::source::{self, DocumentKind};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::{Location, Spanned};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use veer_provider::RecordName;
+
+pub use env::{apply_environment, expand_variables};
+
+/// Environment variables, as a sorted map (tests pass their own).
+pub type Environment = BTreeMap<String, String>;
+
+/// The controller configuration document.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControllerConfig {
+    /// Must be `veer/v1`.
+    pub api_version: Spanned<String>,
+    /// Must be `ControllerConfig`.
+    pub kind: Spanned<String>,
+    /// Owner id written into ownership records.
+    pub cluster_id: Spanned<String>,
+    /// This replica's vantage id (default: the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<Spanned<String>>,
+    /// Policy files, folders or globs, relative to this file.
+    #[serde(default)]
+    pub policies: Vec<Spanned<String>>,
+    /// The admin API listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Leader election and state store.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
+    /// DNS providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// The admin API listener and its token.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdminConfig {
+    /// Listen address (default 127.0.0.1:9090).
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// File holding the bearer token for mutating calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<Spanned<PathBuf>>,
+    /// Environment variable holding the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<Spanned<String>>,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: default_admin_listen(), token_file: None, token_env: None }
+    }
+}
+
+/// Coordination backends (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// One process, always leader, state in a local file.
+    #[default]
+    Standalone,
+    /// etcd election and keys.
+    Etcd,
+    /// Kubernetes Lease and ConfigMaps.
+    Kubernetes,
+}
+
+/// Leader election and the durable store.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CoordinationConfig {
+    /// `standalone` (default), `etcd` or `kubernetes`.
+    #[serde(default)]
+    pub backend: Backend,
+    /// standalone: the state file (default `veer-state.json` beside the config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
+    /// etcd settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
+    /// kubernetes settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesConfig>,
+    /// Lease duration (default 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration: Option<Spanned<PolicyDuration>>,
+    /// Renew deadline (default 10s), shorter than the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_deadline: Option<Spanned<PolicyDuration>>,
+    /// Retry period (default 2s), shorter than the renew deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_period: Option<Spanned<PolicyDuration>>,
+}
+
+impl CoordinationConfig {
+    /// Effective lease duration.
+    pub fn lease_duration(&self) -> Duration {
+        self.lease_duration.as_ref().map_or(Duration::from_secs(15), |d| d.value.get())
+    }
+    /// Effective renew deadline.
+    pub fn renew_deadline(&self) -> Duration {
+        self.renew_deadline.as_ref().map_or(Duration::from_secs(10), |d| d.value.get())
+    }
+    /// Effective retry period.
+    pub fn retry_period(&self) -> Duration {
+        self.retry_period.as_ref().map_or(Duration::from_secs(2), |d| d.value.get())
+    }
+}
+
+/// etcd connection settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EtcdConfig {
+    /// Client URLs.
+    pub endpoints: Vec<String>,
+    /// Key prefix for election and state (default `/veer/<clusterId>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// Kubernetes settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesConfig {
+    /// Namespace of the Lease and ConfigMaps.
+    pub namespace: String,
+    /// Lease name (default `veer-leader`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_name: Option<String>,
+}
+
+/// DNS provider types (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderType {
+    /// veer's own authoritative server.
+    Embedded,
+    /// RFC 2136 dynamic update with TSIG (BIND, Knot).
+    Rfc2136,
+    /// PowerDNS Authoritative.
+    Powerdns,
+    /// Amazon Route 53.
+    Route53,
+    /// Cloudflare DNS.
+    Cloudflare,
+    /// Google Cloud DNS.
+    Gcloud,
+    /// Azure DNS.
+    Azure,
+}
+
+/// One provider's settings. Flat; which fields apply depends on `type`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderConfig {
+    /// The provider type.
+    #[serde(rename = "type")]
+    pub kind: Spanned<ProviderType>,
+    /// Zones veer manages through this provider.
+    pub zones: Spanned<Vec<Spanned<RecordName>>>,
+    /// embedded: UDP and TCP listen address (default 127.0.0.1:5353).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Spanned<SocketAddr>>,
+    /// rfc2136 / powerdns: the DNS server receiving updates, `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Spanned<String>>,
+    /// rfc2136 / powerdns: the TSIG key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig: Option<Spanned<TsigConfig>>,
+    /// powerdns / cloudflare / route53: API base URL (route53: endpoint override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<Spanned<String>>,
+    /// File holding the API key or token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<Spanned<PathBuf>>,
+    /// Environment variable holding the API key or token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<Spanned<String>>,
+    /// route53: hosted zone ids instead of lookup by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zone_ids: Option<Vec<String>>,
+    /// Provider API budget (default: route53 5/s, others 20/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Spanned<BudgetConfig>>,
+}
+
+impl ProviderConfig {
+    /// Effective API budget.
+    pub fn budget(&self) -> BudgetConfig {
+        self.budget.as_ref().map(|b| b.value.clone()).unwrap_or(match self.kind.value {
+            ProviderType::Route53 => BudgetConfig { calls_per_second: 5.0, burst: 5 },
+            _ => BudgetConfig { calls_per_second: 20.0, burst: 20 },
+        })
+    }
+}
+
+/// A TSIG key, named by file or environment variable.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TsigConfig {
+    /// Key name as the server knows it.
+    pub name: String,
+    /// `hmac-sha256` or `hmac-sha512`.
+    pub algorithm: TsigAlgorithm,
+    /// File holding the base64 secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the base64 secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+}
+
+/// TSIG algorithms veer signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TsigAlgorithm {
+    /// HMAC-SHA256.
+    HmacSha256,
+    /// HMAC-SHA512.
+    HmacSha512,
+}
+
+/// A token bucket: sustained calls per second and burst.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetConfig {
+    /// Sustained rate.
+    pub calls_per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// A controller config with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// The configuration, environment applied.
+    pub config: ControllerConfig,
+}
+
+impl LoadedConfig {
+    /// The folder policy paths are relative to.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The vantage id: configured, or the host name.
+    pub fn vantage(&self) -> String {
+        self.config.vantage.as_ref().map(|v| v.value.clone()).unwrap_or_else(host_name)
+    }
+
+    /// The standalone state file, relative paths taken from the config's folder.
+    pub fn state_file(&self) -> PathBuf {
+        let file = self.config.coordination.state_file.clone().unwrap_or_else(|| "veer-state.json".into());
+        self.base_dir().join(file)
+    }
+
+    /// Policy path patterns resolved against the config's folder.
+    pub fn policy_paths(&self) -> Vec<PathBuf> {
+        self.config.policies.iter().map(|p| self.base_dir().join(&p.value)).collect()
+    }
+}
+
+/// The machine's host name, for the default vantage id.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Reads, parses, layers and checks a controller config file.
+pub fn load(path: &Path) -> Result<LoadedConfig, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Diagnostic::error_in_file(path, format!("cannot read controller config: {e}"))])?;
+    let docs = source::split_documents(&text);
+    let mut configs = Vec::new();
+    for doc in &docs {
+        match source::document_kind(path, doc) {
+            Ok((DocumentKind::ControllerConfig, _)) => configs.push(doc),
+            Ok((other, at)) => {
+                return Err(vec![Diagnostic::error_at(
+                    path,
+                    at,
+                    format!("expected kind `ControllerConfig`, found `{}`", other.name()),
+                )]);
+            }
+            Err(d) => return Err(vec![d]),
+        }
+    }
+    let [doc] = configs.as_slice() else {
+        return Err(vec![Diagnostic::error_in_file(
+            path,
+            format!("expected exactly one ControllerConfig document, found {}", configs.len()),
+        )]);
+    };
+    parse(path, doc, &std::env::vars().collect())
+}
+
+/// Parses one ControllerConfig document and layers the environment over it.
+pub fn parse(path: &Path, doc: &source::DocumentText, env: &Environment) -> Result<LoadedConfig, Vec<Diagnostic>> {
+    let expanded = expand_variables(path, doc, env)?;
+    let mut config: ControllerConfig = source::parse_document(path, &expanded).map_err(|d| vec![d])?;
+    let mut findings = Findings::new(path, config.kind.referenced);
+    check(&config, &mut findings);
+    if !findings.list.is_empty() {
+        return Err(findings.list);
+    }
+    config = apply_environment(path, config, env)?;
+    let mut findings = Findings::new(path, Location::UNKNOWN);
+    check(&config, &mut findings);
+    if !findings.list.is_empty() {
+        return Err(findings.list);
+    }
+    Ok(LoadedConfig { path: path.to_path_buf(), config })
+}
+
+/// Semantic checks of a controller config.
+fn check(config: &ControllerConfig, f: &mut Findings<'_>) {
+    if config.api_version.value != crate::policy::model::API_VERSION {
+        f.error(
+            &config.api_version,
+            format!("unsupported apiVersion `{}` (expected `veer/v1`)", config.api_version.value),
+        );
+    }
+    if config.cluster_id.value.is_empty() || config.cluster_id.value.contains([';', '=', '"', ' ']) {
+        f.error(&config.cluster_id, "clusterId must be non-empty and must not contain `;`, `=`, quotes or spaces");
+    }
+    let c = &config.coordination;
+    for (value, name) in
+        [(&c.lease_duration, "leaseDuration"), (&c.renew_deadline, "renewDeadline"), (&c.retry_period, "retryPeriod")]
+    {
+        if let Some(v) = value.as_ref().filter(|v| v.value.get().is_zero()) {
+            f.error(v, format!("{name} must be greater than zero"));
+        }
+    }
+    if c.renew_deadline() >= c.lease_duration() {
+        let at = c.renew_deadline.as_ref().or(c.lease_duration.as_ref());
+        f.error_at(at.map_or(Location::UNKNOWN, |s| s.referenced), "renewDeadline must be shorter than leaseDuration");
+    }
+    if c.retry_period() >= c.renew_deadline() {
+        let at = c.retry_period.as_ref().or(c.renew_deadline.as_ref());
+        f.error_at(at.map_or(Location::UNKNOWN, |s| s.referenced), "retryPeriod must be shorter than renewDeadline");
+    }
+    match c.backend {
+        Backend::Etcd if c.etcd.as_ref().is_none_or(|e| e.endpoints.is_empty()) => {
+            f.error(&config.kind, "coordination.backend is etcd but coordination.etcd.endpoints is missing or empty")
+        }
+        Backend::Kubernetes if c.kubernetes.is_none() => {
+            f.error(&config.kind, "coordination.backend is kubernetes but coordination.kubernetes is missing")
+        }
+        _ => {}
+    }
+    if let (Some(file), Some(_)) = (&config.admin.token_file, &config.admin.token_env) {
+        f.error(file, "give admin.tokenFile or admin.tokenEnv, not both");
+    }
+    for (name, provider) in &config.providers {
+        check_provider(name, provider, f);
+    }
+}
+
+fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
+    use ProviderType::*;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        f.error(&p.kind, format!("provider name {name:?} may hold only letters, digits, `-` and `_`"));
+    }
+    if p.zones.value.is_empty() {
+        f.error(&p.zones, format!("provider `{name}` needs at least one zone"));
+    }
+    let kind = p.kind.value;
+    let allowed = |field: &str| -> bool {
+        match field {
+            "listen" => kind == Embedded,
+            "server" | "tsig" => matches!(kind, Rfc2136 | Powerdns),
+            "apiUrl" => matches!(kind, Powerdns | Route53 | Cloudflare | Gcloud | Azure),
+            "apiKey" => matches!(kind, Powerdns | Cloudflare),
+            _ => true,
+        }
+    };
+    let given: [(&str, Option<Location>); 6] = [
+        ("listen", p.listen.as_ref().map(|v| v.referenced)),
+        ("server", p.server.as_ref().map(|v| v.referenced)),
+        ("tsig", p.tsig.as_ref().map(|v| v.referenced)),
+        ("apiUrl", p.api_url.as_ref().map(|v| v.referenced)),
+        ("apiKey", p.api_key_file.as_ref().map(|v| v.referenced)),
+        ("apiKey", p.api_key_env.as_ref().map(|v| v.referenced)),
+    ];
+    for (field, at) in given {
+        if let Some(at) = at.filter(|_| !allowed(field)) {
+            f.error_at(at, format!("`{field}` does not apply to a provider of type {}", type_name(kind)));
+        }
+    }
+    if kind == Rfc2136 && p.server.is_none() {
+        f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `server`"));
+    }
+    if kind == Rfc2136 && p.tsig.is_none() {
+        f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `tsig` (updates are always signed)"));
+    }
+    if let Some(tsig) = &p.tsig {
+        if tsig.value.secret_file.is_some() == tsig.value.secret_env.is_some() {
+            f.error(tsig, "tsig needs exactly one of secretFile or secretEnv");
+        }
+    }
+    if p.api_key_file.is_some() && p.api_key_env.is_some() {
+        f.error(p.api_key_file.as_ref().expect("checked"), "give apiKeyFile or apiKeyEnv, not both");
+    }
+    if let Some(b) = &p.budget {
+        if !(b.value.calls_per_second > 0.0 && b.value.calls_per_second.is_finite()) || b.value.burst == 0 {
+            f.error(b, "budget needs callsPerSecond > 0 and burst ≥ 1");
+        }
+    }
+}
+
+fn type_name(kind: ProviderType) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}

@@ -1,0 +1,6 @@
+//! Health checking (SPEC §6). This module holds the [`HealthView`] that the
+//! planner reads; probes, hysteresis, vantages and the combiner build it.
+
+pub mod view;
+
+pub use view::{EndpointHealth, EndpointKey, HealthState, HealthView};
