@@ -137,11 +137,11 @@ impl Enactor {
             let provider = &self.providers[&provider_name];
             let limit = provider.capabilities().batch_records_max.max(1);
             for chunk in chunk_changes(changes, limit) {
-                if report.fence_lost.is_none() {
-                    if let Err(e) = self.fence.check(self.expected_write) {
-                        tracing::warn!(error = %e, "fence lost: no further writes this round");
-                        report.fence_lost = Some(e);
-                    }
+                if report.fence_lost.is_none()
+                    && let Err(e) = self.fence.check(self.expected_write)
+                {
+                    tracing::warn!(error = %e, "fence lost: no further writes this round");
+                    report.fence_lost = Some(e);
                 }
                 if report.fence_lost.is_some() {
                     for (index, _) in &chunk {
