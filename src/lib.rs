@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod enactor;
 pub mod health;
+pub mod metrics;
 pub mod policy;
 pub mod time;
