@@ -1,6 +1,7 @@
 //! The `veer` command line (SPEC §10). Each subcommand is a small function that
 //! reads inputs, calls the core, prints, and returns an exit code.
 
+mod check;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate the controller config and policies; print every error as PATH:LINE:COL.
     Validate(validate::Args),
+    /// Probe every endpoint once and print a table; exit 1 when any is unhealthy.
+    Check(check::Args),
     /// Print the configuration reference (Markdown), as in the README.
     Reference,
 }
@@ -37,6 +40,7 @@ pub struct ConfigArg {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS
