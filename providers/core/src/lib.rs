@@ -6,14 +6,22 @@
 //! ([`Capabilities`]) and the narrow [`Provider`] trait each provider implements
 //! (SPEC §5).
 
+mod budget;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod name;
 mod ownership;
 mod provider;
 mod record;
+mod resilient;
+mod retry;
 
+pub use budget::{ApiBudget, BudgetConfig, BudgetError};
 pub use error::ProviderError;
 pub use name::{NameError, RecordName};
 pub use ownership::{OwnershipError, OwnershipRecord};
 pub use provider::{Capabilities, CasPrimitive, Change, ChangeBatch, Observed, Provider, ProviderFuture, Weighting};
 pub use record::{Answer, RecordSet, RecordType};
+pub use resilient::{Resilient, Settled, settle};
+pub use retry::{FullJitter, RetryBudget, RetryPolicy};

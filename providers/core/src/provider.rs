@@ -1,6 +1,6 @@
 //! The provider trait: capabilities, read, conditional apply (SPEC §5).
 
-use crate::{OwnershipRecord, ProviderError, RecordName, RecordSet, RecordType};
+use crate::{Answer, OwnershipRecord, ProviderError, RecordName, RecordSet, RecordType};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -60,6 +60,44 @@ pub struct Observed {
     pub foreign_ownership: Option<String>,
 }
 
+impl Observed {
+    /// Builds an observation from raw provider data: the answers of the name, and
+    /// the TXT values found at `_veer.<name>`. Anything but exactly one TXT value
+    /// that decodes is kept as foreign, so the name is never taken for unowned.
+    pub fn from_parts(name: RecordName, rtype: RecordType, records: Option<RecordSet>, txt_values: &[String]) -> Self {
+        let records = records.filter(|r| !r.answers.is_empty());
+        let (ownership, foreign_ownership) = match txt_values {
+            [] => (None, None),
+            [one] => match OwnershipRecord::decode(one) {
+                Ok(o) => (Some(o), None),
+                Err(_) => (None, Some(one.clone())),
+            },
+            many => (None, Some(many.join(" | "))),
+        };
+        Self { name, rtype, records, ownership, foreign_ownership }
+    }
+
+    /// Nothing at the name: no answers of this type and no ownership record.
+    pub fn absent(name: RecordName, rtype: RecordType) -> Self {
+        Self { name, rtype, records: None, ownership: None, foreign_ownership: None }
+    }
+
+    /// Whether `owner` may change this name: it holds the ownership record, or the
+    /// name is empty, or (with `adopt`) it has answers but no ownership record.
+    /// A record that does not decode or names another owner is never ours (I11).
+    pub fn check_owner(&self, owner: &str, adopt: bool) -> Result<(), ProviderError> {
+        if let Some(raw) = &self.foreign_ownership {
+            return Err(ProviderError::NotOwned(format!("{}: unreadable ownership record {raw:?}", self.name)));
+        }
+        match &self.ownership {
+            Some(o) if o.owner == owner => Ok(()),
+            Some(o) => Err(ProviderError::NotOwned(format!("{}: owned by {:?}", self.name, o.owner))),
+            None if self.records.as_ref().is_none_or(|r| r.answers.is_empty()) || adopt => Ok(()),
+            None => Err(ProviderError::NotOwned(format!("{}: has answers but no ownership record", self.name))),
+        }
+    }
+}
+
 /// One conditional change of one name: applies only if the provider still holds
 /// `expected` (answers and ownership as read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +108,20 @@ pub struct Change {
     pub desired: RecordSet,
     /// The ownership record to publish with them.
     pub ownership: OwnershipRecord,
+    /// Take over a name that has answers but no ownership record (policy `adopt: true`).
+    pub adopt: bool,
+}
+
+impl Change {
+    /// A change from `expected` to `desired` published under `ownership`, without adoption.
+    pub fn new(expected: Observed, desired: RecordSet, ownership: OwnershipRecord) -> Self {
+        Self { expected, desired, ownership, adopt: false }
+    }
+
+    /// The name this change writes.
+    pub fn name(&self) -> &RecordName {
+        &self.expected.name
+    }
 }
 
 /// Changes of one zone applied as one provider call where the provider allows it.
@@ -81,11 +133,86 @@ pub struct ChangeBatch {
     pub changes: Vec<Change>,
 }
 
+impl ChangeBatch {
+    /// Records (answer sets plus ownership records) this batch writes.
+    pub fn records_count(&self) -> usize {
+        self.changes.len() * 2
+    }
+
+    /// The checks every provider makes before writing anything, so that a bad batch
+    /// is refused whole: names inside the zone and consistent, each name once,
+    /// within the provider's batch limit, never empty (I1), owned (I11).
+    ///
+    /// Errors: [`ProviderError::WouldEmpty`], [`ProviderError::NotOwned`],
+    /// [`ProviderError::Rejected`] for malformed batches.
+    pub fn check(&self, capabilities: &Capabilities) -> Result<(), ProviderError> {
+        if self.records_count() > capabilities.batch_records_max {
+            return Err(ProviderError::Rejected(format!(
+                "batch of {} records exceeds the provider's limit of {}",
+                self.records_count(),
+                capabilities.batch_records_max
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for change in &self.changes {
+            let name = change.name();
+            if !name.is_within(&self.zone) {
+                return Err(ProviderError::Rejected(format!("{name} is not in zone {}", self.zone)));
+            }
+            if change.desired.name != *name || change.desired.rtype != change.expected.rtype {
+                return Err(ProviderError::Rejected(format!("{name}: desired answers are for another name or type")));
+            }
+            if change.expected.rtype == RecordType::TXT {
+                return Err(ProviderError::Rejected(format!("{name}: TXT is reserved for ownership records")));
+            }
+            if !seen.insert((name.clone(), change.expected.rtype)) {
+                return Err(ProviderError::Rejected(format!("{name} appears twice in one batch")));
+            }
+            if change.desired.live_answers().next().is_none() {
+                return Err(ProviderError::WouldEmpty(name.to_string()));
+            }
+            change.expected.check_owner(&change.ownership.owner, change.adopt)?;
+        }
+        Ok(())
+    }
+}
+
+impl Capabilities {
+    /// The form in which this provider stores `desired`, so that what is read back
+    /// can be compared with what was written: set-only providers keep the live
+    /// answers only, without weights or set ids.
+    pub fn published(&self, desired: &RecordSet) -> RecordSet {
+        match self.weighting {
+            Weighting::Weighted { .. } => desired.clone(),
+            Weighting::SetOnly => RecordSet::new(
+                desired.name.clone(),
+                desired.rtype,
+                desired.ttl,
+                desired.live_answers().map(|a| Answer { set_id: None, value: a.value.clone(), weight: None }).collect(),
+            ),
+        }
+    }
+}
+
 /// A boxed future, so that providers can be held as `dyn Provider`.
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
 /// One DNS provider. Implementations live in their own crates and depend on this
-/// crate only.
+/// crate only. The trait is object safe: the controller holds `Arc<dyn Provider>`.
+///
+/// Implementations do not retry, do not sleep and do not pace themselves: the
+/// budget and the single retry layer ([`crate::Resilient`]) wrap them.
+///
+/// # Guarantees an implementation gives
+/// - `read` is idempotent and has no side effect.
+/// - `apply` first runs [`ChangeBatch::check`]; when it fails nothing is written.
+/// - `apply` writes the answers and the ownership record of every change in one
+///   conditional call: if any name no longer holds its `expected` answers and
+///   ownership record, nothing is written and the result is
+///   [`ProviderError::Conflict`] (when [`Capabilities::atomic_batches`] is false,
+///   the same holds per change, in order, and the first conflict stops the batch).
+/// - A failure after the request may have reached the provider is
+///   [`ProviderError::Ambiguous`], never `Unavailable`.
 pub trait Provider: Send + Sync {
     /// The provider's configured name.
     fn name(&self) -> &str;
