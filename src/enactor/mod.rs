@@ -19,9 +19,14 @@
 //!   call; when it fails, no further call is made in this round.
 //! - **I9 no churn**: an intent whose answers are already published makes no write.
 //!
+//! # Assumptions
+//! Providers are wrapped in [`veer_provider::Resilient`]: the API budget, the one
+//! retry layer and the re-read that settles an ambiguous write live there.
+//!
 //! # Errors
 //! A `Conflict` is reported, not retried: the caller re-reads and re-plans. An
-//! ambiguous failure (a write that may have landed) is settled by a re-read.
+//! ambiguous failure that the retry layer could not settle is reported as such,
+//! and the caller reads before planning again.
 
 mod fence;
 
@@ -30,8 +35,7 @@ pub use fence::{AlwaysLeader, Fence, FenceError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use veer_provider::RecordSet;
-use veer_provider::{Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName};
+use veer_provider::{Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName, RecordSet};
 
 /// What the plan wants published for one record at one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +139,9 @@ impl Enactor {
         }
         for ((provider_name, zone), changes) in pending {
             let provider = &self.providers[&provider_name];
-            let limit = provider.capabilities().batch_records_max.max(1);
-            for chunk in chunk_changes(changes, limit) {
+            // Each change writes two record sets: the answers and the ownership record.
+            let per_batch = (provider.capabilities().batch_records_max / 2).max(1);
+            for chunk in chunk_changes(changes, per_batch) {
                 if report.fence_lost.is_none()
                     && let Err(e) = self.fence.check(self.expected_write)
                 {
@@ -153,7 +158,11 @@ impl Enactor {
                 report.writes += 1;
                 let result = provider.apply(&batch).await;
                 for (index, change) in &chunk {
-                    outcomes[*index] = Some(self.settle(provider.as_ref(), change, &result).await);
+                    outcomes[*index] = Some(match &result {
+                        Ok(()) => Outcome::Applied { generation: change.ownership.generation },
+                        Err(ProviderError::Conflict(why)) => Outcome::Conflict(why.clone()),
+                        Err(other) => Outcome::Failed(other.clone()),
+                    });
                 }
             }
         }
@@ -186,7 +195,7 @@ impl Enactor {
                 )))
             })?;
         let current = provider.read(&intent.desired.name, intent.desired.rtype).await.map_err(Outcome::Failed)?;
-        self.check_ownership(&current, intent.adopt)?;
+        current.check_owner(&self.owner, intent.adopt).map_err(|e| Outcome::NotOwned(e.to_string()))?;
         if current != intent.base {
             return Err(Outcome::Conflict(format!(
                 "{} changed since it was planned (generation {} → {}): re-plan",
@@ -195,7 +204,7 @@ impl Enactor {
                 generation(&current)
             )));
         }
-        if current.records.as_ref().is_some_and(|r| same_published(r, &intent.desired)) {
+        if current.records.as_ref() == Some(&provider.capabilities().published(&intent.desired)) {
             return Ok(None);
         }
         let ownership = OwnershipRecord {
@@ -204,47 +213,7 @@ impl Enactor {
             epoch: self.fence.epoch(),
             policy_hash: intent.policy_hash.clone(),
         };
-        Ok(Some((zone, Change { expected: current, desired: intent.desired.clone(), ownership })))
-    }
-
-    fn check_ownership(&self, observed: &Observed, adopt: bool) -> Result<(), Outcome> {
-        if let Some(text) = &observed.foreign_ownership {
-            return Err(Outcome::NotOwned(format!(
-                "{} has an ownership record veer cannot read: {text:?}",
-                observed.name
-            )));
-        }
-        match &observed.ownership {
-            Some(o) if o.owner != self.owner => {
-                Err(Outcome::NotOwned(format!("{} is owned by `{}`, not `{}`", observed.name, o.owner, self.owner)))
-            }
-            Some(_) => Ok(()),
-            None if observed.records.as_ref().is_some_and(|r| !r.answers.is_empty()) && !adopt => {
-                Err(Outcome::NotOwned(format!(
-                    "{} has answers but no ownership record (set `adopt: true` in the policy to take it over)",
-                    observed.name
-                )))
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Turns a provider result into an outcome, re-reading after an ambiguous failure.
-    async fn settle(&self, provider: &dyn Provider, change: &Change, result: &Result<(), ProviderError>) -> Outcome {
-        match result {
-            Ok(()) => Outcome::Applied { generation: change.ownership.generation },
-            Err(ProviderError::Conflict(why)) => Outcome::Conflict(why.clone()),
-            Err(ProviderError::Ambiguous(why)) => {
-                match provider.read(&change.desired.name, change.desired.rtype).await {
-                    Ok(now) if landed(&now, change) => Outcome::Applied { generation: change.ownership.generation },
-                    Ok(_) => {
-                        Outcome::Failed(ProviderError::Ambiguous(format!("{why}; a re-read shows it did not land")))
-                    }
-                    Err(e) => Outcome::Failed(ProviderError::Ambiguous(format!("{why}; re-read failed: {e}"))),
-                }
-            }
-            Err(other) => Outcome::Failed(other.clone()),
-        }
+        Ok(Some((zone, Change { expected: current, desired: intent.desired.clone(), ownership, adopt: intent.adopt })))
     }
 }
 
@@ -252,35 +221,14 @@ fn generation(observed: &Observed) -> u64 {
     observed.ownership.as_ref().map_or(0, |o| o.generation)
 }
 
-/// Equal answers and TTL; the ownership record is not compared, so a policy
-/// edit that changes no answer causes no write.
-fn same_published(current: &RecordSet, desired: &RecordSet) -> bool {
-    let live = |r: &RecordSet| -> Vec<Answer> { r.live_answers().cloned().collect() };
-    current.ttl == desired.ttl && current.rtype == desired.rtype && live(current) == live(desired)
-}
-
-fn landed(now: &Observed, change: &Change) -> bool {
-    now.ownership.as_ref() == Some(&change.ownership)
-        && now.records.as_ref().is_some_and(|r| same_published(r, &change.desired))
-}
-
-/// Records one change touches at the provider: old and new answers plus the ownership TXT twice.
-fn change_size(change: &Change) -> usize {
-    change.desired.answers.len() + change.expected.records.as_ref().map_or(0, |r| r.answers.len()) + 2
-}
-
-/// Splits changes into batches of at most `limit` records, never splitting one change.
-fn chunk_changes(changes: Vec<(usize, Change)>, limit: usize) -> Vec<Vec<(usize, Change)>> {
+/// Splits changes into batches of at most `per_batch` changes.
+fn chunk_changes(changes: Vec<(usize, Change)>, per_batch: usize) -> Vec<Vec<(usize, Change)>> {
     let mut chunks: Vec<Vec<(usize, Change)>> = Vec::new();
-    let mut size = 0;
     for (index, change) in changes {
-        let n = change_size(&change);
-        if chunks.is_empty() || (size + n > limit && !chunks.last().is_some_and(Vec::is_empty)) {
-            chunks.push(Vec::new());
-            size = 0;
+        match chunks.last_mut() {
+            Some(last) if last.len() < per_batch => last.push((index, change)),
+            _ => chunks.push(vec![(index, change)]),
         }
-        size += n;
-        chunks.last_mut().expect("pushed").push((index, change));
     }
     chunks
 }
