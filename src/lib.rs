@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod planner;
 pub mod policy;
 pub mod time;
