@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod enactor;
 pub mod health;
+pub mod metrics;
 pub mod planner;
 pub mod policy;
 pub mod time;

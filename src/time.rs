@@ -22,10 +22,12 @@ impl Timestamp {
         self.0
     }
     /// `self + d`, saturating.
+    #[allow(clippy::should_implement_trait)] // saturating, unlike `Add`
     pub fn add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as u64))
     }
     /// `self - d`, saturating at the origin.
+    #[allow(clippy::should_implement_trait)] // saturating, unlike `Sub`
     pub fn sub(self, d: Duration) -> Self {
         Self(self.0.saturating_sub(d.as_millis().min(u128::from(u64::MAX)) as u64))
     }

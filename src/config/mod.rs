@@ -426,21 +426,102 @@ fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
     if kind == Rfc2136 && p.tsig.is_none() {
         f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `tsig` (updates are always signed)"));
     }
-    if let Some(tsig) = &p.tsig {
-        if tsig.value.secret_file.is_some() == tsig.value.secret_env.is_some() {
-            f.error(tsig, "tsig needs exactly one of secretFile or secretEnv");
-        }
+    if let Some(tsig) = p.tsig.as_ref().filter(|t| t.value.secret_file.is_some() == t.value.secret_env.is_some()) {
+        f.error(tsig, "tsig needs exactly one of secretFile or secretEnv");
     }
-    if p.api_key_file.is_some() && p.api_key_env.is_some() {
-        f.error(p.api_key_file.as_ref().expect("checked"), "give apiKeyFile or apiKeyEnv, not both");
+    if let (Some(file), Some(_)) = (&p.api_key_file, &p.api_key_env) {
+        f.error(file, "give apiKeyFile or apiKeyEnv, not both");
     }
-    if let Some(b) = &p.budget {
-        if !(b.value.calls_per_second > 0.0 && b.value.calls_per_second.is_finite()) || b.value.burst == 0 {
-            f.error(b, "budget needs callsPerSecond > 0 and burst ≥ 1");
-        }
+    let bad_budget = |b: &&Spanned<BudgetConfig>| {
+        !(b.value.calls_per_second > 0.0 && b.value.calls_per_second.is_finite()) || b.value.burst == 0
+    };
+    if let Some(b) = p.budget.as_ref().filter(bad_budget) {
+        f.error(b, "budget needs callsPerSecond > 0 and burst ≥ 1");
     }
 }
 
 fn type_name(kind: ProviderType) -> String {
     serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::source::split_documents;
+
+    const TEXT: &str = "apiVersion: veer/v1
+kind: ControllerConfig
+clusterId: c1
+vantage: ${POD:-v-default}
+providers:
+  lab-bind:
+    type: rfc2136
+    server: 127.0.0.1:53
+    zones: [example.test.]
+    tsig: { name: k, algorithm: hmac-sha256, secretEnv: TSIG }
+";
+
+    fn parse_with(text: &str, env: &[(&str, &str)]) -> Result<LoadedConfig, Vec<Diagnostic>> {
+        let env: Environment = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let docs = split_documents(text);
+        parse(Path::new("veer.yaml"), &docs[0], &env)
+    }
+
+    #[test]
+    fn environment_variables_override_nested_settings() {
+        let c = parse_with(
+            TEXT,
+            &[
+                ("VEER_ADMIN__LISTEN", "0.0.0.0:9999"),
+                ("VEER_PROVIDERS__LAB_BIND__SERVER", "10.0.0.53:53"),
+                ("VEER_COORDINATION__RENEW_DEADLINE", "5s"),
+                ("VEER_SERVER", "http://ignored-by-config"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.config.admin.listen.to_string(), "0.0.0.0:9999");
+        assert_eq!(c.config.providers["lab-bind"].server.as_ref().unwrap().value, "10.0.0.53:53");
+        assert_eq!(c.config.coordination.renew_deadline(), Duration::from_secs(5));
+        assert_eq!(c.vantage(), "v-default");
+    }
+
+    #[test]
+    fn variables_in_the_file_are_expanded() {
+        let c = parse_with(TEXT, &[("POD", "veer-2")]).unwrap();
+        assert_eq!(c.vantage(), "veer-2");
+    }
+
+    #[test]
+    fn an_invalid_environment_value_is_reported_with_its_variable() {
+        let errors = parse_with(TEXT, &[("VEER_ADMIN__LISTEN", "not-an-address")]).unwrap_err();
+        assert!(errors[0].message.contains("VEER_ADMIN__LISTEN"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_inline_secret_is_an_unknown_field() {
+        let text = TEXT.replace("secretEnv: TSIG", "secret: c2VjcmV0");
+        let errors = parse_with(&text, &[]).unwrap_err();
+        assert_eq!((errors[0].line, errors[0].message.starts_with("unknown field `secret`")), (10, true), "{errors:?}");
+    }
+
+    #[test]
+    fn lease_timings_must_nest() {
+        let text = format!("{TEXT}coordination:\n  renewDeadline: 20s\n");
+        let errors = parse_with(&text, &[]).unwrap_err();
+        assert_eq!(errors[0].to_string(), "veer.yaml:12:18: error: renewDeadline must be shorter than leaseDuration");
+    }
+
+    #[test]
+    fn rfc2136_needs_a_server_and_a_key() {
+        let text = TEXT
+            .replace("    server: 127.0.0.1:53\n", "")
+            .replace("    tsig: { name: k, algorithm: hmac-sha256, secretEnv: TSIG }\n", "    listen: 127.0.0.1:53\n");
+        let lines: Vec<String> = parse_with(&text, &[]).unwrap_err().iter().map(|d| d.to_string()).collect();
+        assert!(
+            lines.iter().any(|l| l.ends_with("`listen` does not apply to a provider of type rfc2136")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("needs `server`")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("needs `tsig`")), "{lines:?}");
+    }
 }

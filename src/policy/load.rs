@@ -114,27 +114,14 @@ pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
                 continue;
             }
         };
-        let docs = source::split_documents(&text);
-        if docs.is_empty() {
-            loaded.diagnostics.push(Diagnostic::error_in_file(&file, "file holds no YAML document"));
-        }
-        for doc in docs {
-            match source::document_kind(&file, &doc) {
-                Err(d) => loaded.diagnostics.push(d),
-                Ok((DocumentKind::FailoverPolicy, _)) => match source::parse_document::<FailoverPolicy>(&file, &doc) {
-                    Ok(p) => parsed.push((file.clone(), p)),
-                    Err(d) => loaded.diagnostics.push(d),
-                },
-                Ok((DocumentKind::ControllerConfig, _)) => {
-                    match config::parse(&file, &doc, &std::env::vars().collect()) {
-                        Ok(c) => loaded.configs.push(c),
-                        Err(ds) => loaded.diagnostics.extend(ds),
-                    }
-                }
-                Ok((DocumentKind::Scenario, _)) => loaded.scenarios.push(file.clone()),
-            }
-        }
+        parse_text(&file, &text, &mut loaded, &mut parsed);
     }
+    check_all(parsed, config, &mut loaded);
+    loaded
+}
+
+/// Semantic checks of each policy and across policies (duplicate names and records).
+fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
     let mut names: HashMap<String, (PathBuf, u64)> = HashMap::new();
     let mut records: HashMap<(String, String), String> = HashMap::new();
     for (file, policy) in parsed {
@@ -172,6 +159,38 @@ pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
         loaded.policies.push(LoadedPolicy { path: file, policy, hash });
     }
     diagnostic::sort(&mut loaded.diagnostics);
+}
+
+/// Parses every document of one file's text into `loaded` (configs, scenarios,
+/// diagnostics) and `parsed` (policies awaiting semantic checks).
+fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(PathBuf, FailoverPolicy)>) {
+    let docs = source::split_documents(text);
+    if docs.is_empty() {
+        loaded.diagnostics.push(Diagnostic::error_in_file(file, "file holds no YAML document"));
+    }
+    for doc in docs {
+        match source::document_kind(file, &doc) {
+            Err(d) => loaded.diagnostics.push(d),
+            Ok((DocumentKind::FailoverPolicy, _)) => match source::parse_document::<FailoverPolicy>(file, &doc) {
+                Ok(p) => parsed.push((file.to_path_buf(), p)),
+                Err(d) => loaded.diagnostics.push(d),
+            },
+            Ok((DocumentKind::ControllerConfig, _)) => match config::parse(file, &doc, &std::env::vars().collect()) {
+                Ok(c) => loaded.configs.push(c),
+                Err(ds) => loaded.diagnostics.extend(ds),
+            },
+            Ok((DocumentKind::Scenario, _)) => loaded.scenarios.push(file.to_path_buf()),
+        }
+    }
+}
+
+/// Validates policy text that is not in a file (fuzzing, the admin API):
+/// every document is parsed and checked, against `config` when given.
+pub fn load_text(name: &Path, text: &str, config: Option<&LoadedConfig>) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut parsed = Vec::new();
+    parse_text(name, text, &mut loaded, &mut parsed);
+    check_all(parsed, config, &mut loaded);
     loaded
 }
 

@@ -10,5 +10,5 @@ pub mod source;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use load::{Loaded, LoadedPolicy, load, policy_hash};
+pub use load::{Loaded, LoadedPolicy, load, load_text, policy_hash};
 pub use model::FailoverPolicy;

@@ -113,11 +113,70 @@ pub fn parse_document<T: DeserializeOwned>(path: &Path, doc: &DocumentText) -> R
 /// Turns a parser error into a positioned diagnostic.
 fn parse_error(path: &Path, doc: &DocumentText, error: &serde_saphyr::Error) -> Diagnostic {
     let message = serde_saphyr::DefaultMessageFormatter.format_message(error).into_owned();
-    let message = message.lines().next().unwrap_or("invalid YAML").trim().to_string();
-    match error.location() {
-        Some(at) if at.line() > 0 => Diagnostic::error_at(path, at, message),
-        _ => Diagnostic { line: doc.first_line, column: 1, ..Diagnostic::error_in_file(path, message) },
+    let message = message.lines().next().unwrap_or("invalid YAML").trim();
+    let Some(at) = error.location().filter(|at| at.line() > 0) else {
+        return Diagnostic { line: doc.first_line, column: 1, ..Diagnostic::error_in_file(path, message) };
+    };
+    let (line, column) = (at.line(), at.column());
+    let mut diagnostic =
+        Diagnostic { line, column, ..Diagnostic::error_in_file(path, clarify(message, &doc.text, line, column)) };
+    if message.starts_with("missing field") {
+        (diagnostic.line, diagnostic.column) =
+            if column <= 1 { (doc.first_line, 1) } else { enclosing_mapping(&doc.text, line, column) };
     }
+    diagnostic
+}
+
+/// Rewrites the parser's terse messages into ones an operator can act on.
+fn clarify(message: &str, text: &str, line: u64, column: u64) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
+    let found = || {
+        let line_text = text.lines().nth(line as usize - 1).unwrap_or("");
+        let token: String =
+            line_text.chars().skip(column as usize - 1).take_while(|c| !matches!(c, ',' | '}' | ']' | '#')).collect();
+        token.trim().to_string()
+    };
+    match message {
+        "invalid u8" | "invalid u16" | "invalid u32" | "invalid u64" => {
+            format!("expected a whole number of 0 or more, found `{}`", found())
+        }
+        "invalid i32" | "invalid i64" => format!("expected a whole number, found `{}`", found()),
+        "invalid f32" | "invalid f64" => format!("expected a number, found `{}`", found()),
+        _ => message.to_string(),
+    }
+}
+
+/// Where the mapping that holds position (line, column) starts: the `{` of a
+/// flow mapping on that line, or the parent key of a block mapping. Serde
+/// reports a missing field where the mapping ended, which is rarely helpful.
+fn enclosing_mapping(text: &str, line: u64, column: u64) -> (u64, u64) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(current) = lines.get(line as usize - 1) else { return (line, column) };
+    let before: Vec<char> = current.chars().take(column as usize - 1).collect();
+    let mut depth = 0i32;
+    for (index, c) in before.iter().enumerate().rev() {
+        match c {
+            '}' => depth += 1,
+            '{' if depth == 0 => return (line, index as u64 + 1),
+            '{' => depth -= 1,
+            _ => {}
+        }
+    }
+    let indent = |l: &str| l.chars().take_while(|c| *c == ' ').count() as u64;
+    for number in (1..line).rev() {
+        let candidate = lines[number as usize - 1];
+        let trimmed = candidate.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent(candidate) + 1 < column {
+            return (number, indent(candidate) + 1);
+        }
+    }
+    (line, column)
 }
 
 #[cfg(test)]

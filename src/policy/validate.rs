@@ -88,10 +88,10 @@ fn check_pools(p: &FailoverPolicy, f: &mut Findings<'_>) {
             if !is_identifier(&e.id.value) {
                 f.error(&e.id, "endpoint ids may hold only letters, digits, `-`, `_` and `.`");
             }
-            if let Some(normalised) = check_address(&e.address, kind, f) {
-                if let Some(first) = addresses.insert(normalised, e.id.value.as_str()) {
-                    f.error(&e.address, format!("duplicate address `{}` (also endpoint `{first}`)", e.address.value));
-                }
+            if let Some(normalised) = check_address(&e.address, kind, f)
+                && let Some(first) = addresses.insert(normalised, e.id.value.as_str())
+            {
+                f.error(&e.address, format!("duplicate address `{}` (also endpoint `{first}`)", e.address.value));
             }
             if let Some(c) = e.capacity.as_ref().filter(|c| c.value == 0) {
                 f.error(c, "capacity must be at least 1 (drain an endpoint instead of giving it no capacity)");

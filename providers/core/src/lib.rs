@@ -15,5 +15,5 @@ mod record;
 pub use error::ProviderError;
 pub use name::{NameError, RecordName};
 pub use ownership::{OwnershipError, OwnershipRecord};
-pub use provider::{Capabilities, CasPrimitive, Change, ChangeBatch, Observed, Provider, Weighting};
+pub use provider::{Capabilities, CasPrimitive, Change, ChangeBatch, Observed, Provider, ProviderFuture, Weighting};
 pub use record::{Answer, RecordSet, RecordType};

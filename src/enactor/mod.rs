@@ -1,0 +1,289 @@
+//! The enactor: the only code that writes DNS (SPEC §2, §5, §9).
+//!
+//! # Expected flow
+//! The controller reads every managed name from its providers, plans against
+//! what it read, and hands the enactor one [`Intent`] per (provider, record):
+//! the desired answers plus the [`Observed`] state the plan was built from.
+//!
+//! # Guarantees
+//! - **I1 never empty**: an intent without a live answer is refused before any I/O.
+//! - **I11 ownership**: a name owned by another cluster, with an undecodable
+//!   ownership record, or with answers but no ownership record (unless the
+//!   policy adopts) is never written.
+//! - **I2 no stale writes**: the name is re-read immediately before writing; if
+//!   it no longer matches the state the plan was built from, the intent is a
+//!   [`Outcome::Conflict`] (re-plan), never applied. The write itself is a
+//!   provider-side compare-and-swap on that state, including the ownership
+//!   record, so a race after the re-read also fails at the provider.
+//! - **I3 fencing**: [`Fence::check`] runs immediately before every provider
+//!   call; when it fails, no further call is made in this round.
+//! - **I9 no churn**: an intent whose answers are already published makes no write.
+//!
+//! # Errors
+//! A `Conflict` is reported, not retried: the caller re-reads and re-plans. An
+//! ambiguous failure (a write that may have landed) is settled by a re-read.
+
+mod fence;
+
+pub use fence::{AlwaysLeader, Fence, FenceError};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use veer_provider::RecordSet;
+use veer_provider::{Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName};
+
+/// What the plan wants published for one record at one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// The provider's configured name.
+    pub provider: String,
+    /// The policy the plan came from.
+    pub policy: String,
+    /// Its content hash, written into the ownership record.
+    pub policy_hash: String,
+    /// Whether the policy may take over a name that has answers but no ownership record.
+    pub adopt: bool,
+    /// The answers to publish, in the provider's weight scale (`None` weights on set-only providers).
+    pub desired: RecordSet,
+    /// The state the plan was built from; the write applies only if it still holds.
+    pub base: Observed,
+}
+
+/// What happened to one intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already published: no write (I9).
+    Unchanged,
+    /// Written; the provider now holds this generation.
+    Applied {
+        /// The new generation in the ownership record.
+        generation: u64,
+    },
+    /// Refused before any write: the change would leave the name empty (I1).
+    WouldEmpty,
+    /// Refused before any write: the name is not ours (I11).
+    NotOwned(String),
+    /// The provider no longer holds the state the plan was built from: re-plan.
+    Conflict(String),
+    /// Not attempted because the fence failed earlier in this round.
+    Fenced,
+    /// The provider call failed.
+    Failed(ProviderError),
+}
+
+impl Outcome {
+    /// True when the round should be re-planned (the state moved under us).
+    pub fn needs_replan(&self) -> bool {
+        matches!(self, Outcome::Conflict(_) | Outcome::Failed(ProviderError::Ambiguous(_)))
+    }
+}
+
+/// The result of one enactment round.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// One entry per intent, in input order: (provider, name, outcome).
+    pub outcomes: Vec<(String, RecordName, Outcome)>,
+    /// Provider write calls made.
+    pub writes: usize,
+    /// Set when the fence failed; no write followed it.
+    pub fence_lost: Option<FenceError>,
+}
+
+impl Report {
+    /// True when every intent is unchanged or applied.
+    pub fn all_converged(&self) -> bool {
+        self.outcomes.iter().all(|(_, _, o)| matches!(o, Outcome::Unchanged | Outcome::Applied { .. }))
+    }
+}
+
+/// The single writer. Not `Clone`: one enactor per process.
+pub struct Enactor {
+    owner: String,
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    fence: Arc<dyn Fence>,
+    expected_write: Duration,
+}
+
+impl Enactor {
+    /// An enactor writing as `owner` (the cluster id) through `providers`,
+    /// checking `fence` before each write; `expected_write` is how long a write
+    /// may take (the fence refuses when less lease than that remains).
+    pub fn new(
+        owner: impl Into<String>,
+        providers: BTreeMap<String, Arc<dyn Provider>>,
+        fence: Arc<dyn Fence>,
+        expected_write: Duration,
+    ) -> Self {
+        Self { owner: owner.into(), providers, fence, expected_write }
+    }
+
+    /// Applies the intents; see the module documentation for the guarantees.
+    pub async fn enact(&self, intents: &[Intent]) -> Report {
+        let mut report = Report::default();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; intents.len()];
+        // Per provider and zone: indices of intents that need a write, with their change.
+        let mut pending: BTreeMap<(String, RecordName), Vec<(usize, Change)>> = BTreeMap::new();
+        for (index, intent) in intents.iter().enumerate() {
+            match self.prepare(intent).await {
+                Ok(Some((zone, change))) => {
+                    pending.entry((intent.provider.clone(), zone)).or_default().push((index, change))
+                }
+                Ok(None) => outcomes[index] = Some(Outcome::Unchanged),
+                Err(outcome) => outcomes[index] = Some(outcome),
+            }
+        }
+        for ((provider_name, zone), changes) in pending {
+            let provider = &self.providers[&provider_name];
+            let limit = provider.capabilities().batch_records_max.max(1);
+            for chunk in chunk_changes(changes, limit) {
+                if report.fence_lost.is_none()
+                    && let Err(e) = self.fence.check(self.expected_write)
+                {
+                    tracing::warn!(error = %e, "fence lost: no further writes this round");
+                    report.fence_lost = Some(e);
+                }
+                if report.fence_lost.is_some() {
+                    for (index, _) in &chunk {
+                        outcomes[*index] = Some(Outcome::Fenced);
+                    }
+                    continue;
+                }
+                let batch = ChangeBatch { zone: zone.clone(), changes: chunk.iter().map(|(_, c)| c.clone()).collect() };
+                report.writes += 1;
+                let result = provider.apply(&batch).await;
+                for (index, change) in &chunk {
+                    outcomes[*index] = Some(self.settle(provider.as_ref(), change, &result).await);
+                }
+            }
+        }
+        report.outcomes = intents
+            .iter()
+            .zip(outcomes)
+            .map(|(i, o)| (i.provider.clone(), i.desired.name.clone(), o.expect("every intent has an outcome")))
+            .collect();
+        report
+    }
+
+    /// Checks one intent and builds its change; `Ok(None)` when nothing is to be written.
+    async fn prepare(&self, intent: &Intent) -> Result<Option<(RecordName, Change)>, Outcome> {
+        if intent.desired.live_answers().next().is_none() {
+            return Err(Outcome::WouldEmpty);
+        }
+        let provider = self.providers.get(&intent.provider).ok_or_else(|| {
+            Outcome::Failed(ProviderError::Rejected(format!("no provider named `{}`", intent.provider)))
+        })?;
+        let zone = provider
+            .zones()
+            .iter()
+            .filter(|z| intent.desired.name.is_within(z))
+            .max_by_key(|z| z.as_str().len())
+            .cloned()
+            .ok_or_else(|| {
+                Outcome::Failed(ProviderError::Rejected(format!(
+                    "{} is outside every zone of provider `{}`",
+                    intent.desired.name, intent.provider
+                )))
+            })?;
+        let current = provider.read(&intent.desired.name, intent.desired.rtype).await.map_err(Outcome::Failed)?;
+        self.check_ownership(&current, intent.adopt)?;
+        if current != intent.base {
+            return Err(Outcome::Conflict(format!(
+                "{} changed since it was planned (generation {} → {}): re-plan",
+                intent.desired.name,
+                generation(&intent.base),
+                generation(&current)
+            )));
+        }
+        if current.records.as_ref().is_some_and(|r| same_published(r, &intent.desired)) {
+            return Ok(None);
+        }
+        let ownership = OwnershipRecord {
+            owner: self.owner.clone(),
+            generation: generation(&current) + 1,
+            epoch: self.fence.epoch(),
+            policy_hash: intent.policy_hash.clone(),
+        };
+        Ok(Some((zone, Change { expected: current, desired: intent.desired.clone(), ownership })))
+    }
+
+    fn check_ownership(&self, observed: &Observed, adopt: bool) -> Result<(), Outcome> {
+        if let Some(text) = &observed.foreign_ownership {
+            return Err(Outcome::NotOwned(format!(
+                "{} has an ownership record veer cannot read: {text:?}",
+                observed.name
+            )));
+        }
+        match &observed.ownership {
+            Some(o) if o.owner != self.owner => {
+                Err(Outcome::NotOwned(format!("{} is owned by `{}`, not `{}`", observed.name, o.owner, self.owner)))
+            }
+            Some(_) => Ok(()),
+            None if observed.records.as_ref().is_some_and(|r| !r.answers.is_empty()) && !adopt => {
+                Err(Outcome::NotOwned(format!(
+                    "{} has answers but no ownership record (set `adopt: true` in the policy to take it over)",
+                    observed.name
+                )))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Turns a provider result into an outcome, re-reading after an ambiguous failure.
+    async fn settle(&self, provider: &dyn Provider, change: &Change, result: &Result<(), ProviderError>) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Applied { generation: change.ownership.generation },
+            Err(ProviderError::Conflict(why)) => Outcome::Conflict(why.clone()),
+            Err(ProviderError::Ambiguous(why)) => {
+                match provider.read(&change.desired.name, change.desired.rtype).await {
+                    Ok(now) if landed(&now, change) => Outcome::Applied { generation: change.ownership.generation },
+                    Ok(_) => {
+                        Outcome::Failed(ProviderError::Ambiguous(format!("{why}; a re-read shows it did not land")))
+                    }
+                    Err(e) => Outcome::Failed(ProviderError::Ambiguous(format!("{why}; re-read failed: {e}"))),
+                }
+            }
+            Err(other) => Outcome::Failed(other.clone()),
+        }
+    }
+}
+
+fn generation(observed: &Observed) -> u64 {
+    observed.ownership.as_ref().map_or(0, |o| o.generation)
+}
+
+/// Equal answers and TTL; the ownership record is not compared, so a policy
+/// edit that changes no answer causes no write.
+fn same_published(current: &RecordSet, desired: &RecordSet) -> bool {
+    let live = |r: &RecordSet| -> Vec<Answer> { r.live_answers().cloned().collect() };
+    current.ttl == desired.ttl && current.rtype == desired.rtype && live(current) == live(desired)
+}
+
+fn landed(now: &Observed, change: &Change) -> bool {
+    now.ownership.as_ref() == Some(&change.ownership)
+        && now.records.as_ref().is_some_and(|r| same_published(r, &change.desired))
+}
+
+/// Records one change touches at the provider: old and new answers plus the ownership TXT twice.
+fn change_size(change: &Change) -> usize {
+    change.desired.answers.len() + change.expected.records.as_ref().map_or(0, |r| r.answers.len()) + 2
+}
+
+/// Splits changes into batches of at most `limit` records, never splitting one change.
+fn chunk_changes(changes: Vec<(usize, Change)>, limit: usize) -> Vec<Vec<(usize, Change)>> {
+    let mut chunks: Vec<Vec<(usize, Change)>> = Vec::new();
+    let mut size = 0;
+    for (index, change) in changes {
+        let n = change_size(&change);
+        if chunks.is_empty() || (size + n > limit && !chunks.last().is_some_and(Vec::is_empty)) {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        chunks.last_mut().expect("pushed").push((index, change));
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests;
