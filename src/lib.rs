@@ -9,5 +9,6 @@ pub mod config;
 pub mod enactor;
 pub mod health;
 pub mod metrics;
+pub mod planner;
 pub mod policy;
 pub mod time;

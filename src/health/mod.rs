@@ -1,6 +1,7 @@
 //! Health checking (SPEC §6). This module holds the [`HealthView`] that the
 //! planner reads; probes, hysteresis, vantages and the combiner build it.
 
+pub mod combine;
 pub mod hysteresis;
 pub mod probe;
 pub mod prober;

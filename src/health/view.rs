@@ -60,3 +60,14 @@ impl HealthView {
         self.endpoints.get(key).map_or(HealthState::Unknown, |e| e.state)
     }
 }
+
+impl HealthView {
+    /// Every endpoint of one policy with its combined health, in id order, without
+    /// allocating a key per lookup (the planner reads 100 000 endpoints per plan).
+    pub fn policy_endpoints<'v>(&'v self, policy: &'v str) -> impl Iterator<Item = (&'v str, &'v EndpointHealth)> + 'v {
+        self.endpoints
+            .range(EndpointKey::new(policy, "")..)
+            .take_while(move |(k, _)| k.policy == policy)
+            .map(|(k, h)| (k.endpoint.as_str(), h))
+    }
+}
