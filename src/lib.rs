@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod coord;
 pub mod health;
 pub mod policy;
 pub mod time;
