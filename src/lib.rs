@@ -6,7 +6,11 @@
 
 pub mod cli;
 pub mod config;
+<<<<<<< HEAD
 pub mod enactor;
+=======
+pub mod coord;
+>>>>>>> coord
 pub mod health;
 pub mod metrics;
 pub mod planner;
