@@ -553,6 +553,82 @@ mod tests {
         assert!(matches!("hmac-md5".parse::<TsigAlgorithm>(), Err(ConfigError::UnsupportedAlgorithm(_))));
     }
 
+    fn sample_batch() -> ChangeBatch {
+        let name = RecordName::parse("www.example.test.").unwrap();
+        let answers = vec![Answer { set_id: None, value: "192.0.2.1".into(), weight: None }];
+        let desired = RecordSet::new(name.clone(), RecordType::A, 60, answers);
+        let ownership =
+            veer_provider::OwnershipRecord { owner: "o".into(), generation: 1, epoch: 1, policy_hash: "p".into() };
+        ChangeBatch {
+            zone: RecordName::parse("example.test.").unwrap(),
+            changes: vec![veer_provider::Change::new(Observed::absent(name, RecordType::A), desired, ownership)],
+        }
+    }
+
+    fn sample_provider(secret: &[u8]) -> Rfc2136Provider {
+        let key = TsigKey::new("k", TsigAlgorithm::HmacSha256, secret.to_vec()).unwrap();
+        let zones = vec![RecordName::parse("example.test.").unwrap()];
+        Rfc2136Provider::new(Rfc2136Config::new("x", "127.0.0.1:53".parse().unwrap(), zones, key)).unwrap()
+    }
+
+    #[test]
+    fn a_noerror_reply_that_is_not_validly_signed_is_ambiguous() {
+        let provider = sample_provider(b"our secret");
+        let batch = sample_batch();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+
+        // Unsigned NOERROR: cannot be trusted to mean that the update landed.
+        let mut request = provider.update_message(&batch).unwrap();
+        let verifier = request.finalize(&provider.signer, now).unwrap();
+        let reply = Message::response(request.metadata.id, OpCode::Update);
+        let result = provider.interpret(&batch, DnsResponse::from_message(reply).unwrap(), verifier);
+        assert!(matches!(result, Err(ProviderError::Ambiguous(m)) if m.contains("not validly signed")));
+
+        // NOERROR signed with another secret: the same.
+        let forger = sample_provider(b"someone else's secret");
+        let mut request = provider.update_message(&batch).unwrap();
+        let verifier = request.finalize(&provider.signer, now).unwrap();
+        let mut reply = Message::response(request.metadata.id, OpCode::Update);
+        reply.finalize(&forger.signer, now).unwrap();
+        let bytes = reply.to_vec().unwrap();
+        let result = provider.interpret(&batch, DnsResponse::from_buffer(bytes).unwrap(), verifier);
+        assert!(matches!(result, Err(ProviderError::Ambiguous(_))), "{result:?}");
+    }
+
+    #[test]
+    fn failed_prerequisites_are_conflicts() {
+        let provider = sample_provider(b"our secret");
+        let batch = sample_batch();
+        for code in [ResponseCode::NXRRSet, ResponseCode::YXRRSet, ResponseCode::NXDomain, ResponseCode::YXDomain] {
+            let mut reply = Message::response(1, OpCode::Update);
+            reply.metadata.response_code = code;
+            let result = provider.interpret(&batch, DnsResponse::from_message(reply).unwrap(), None);
+            assert!(matches!(result, Err(ProviderError::Conflict(_))), "{code}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn one_update_carries_prerequisites_on_both_records_and_replaces_both() {
+        let provider = sample_provider(b"s");
+        let message = provider.update_message(&sample_batch()).unwrap();
+        assert_eq!(message.metadata.op_code, OpCode::Update);
+        // Prerequisites: A and TXT "RRset does not exist" (class NONE).
+        assert_eq!(message.answers.len(), 2);
+        assert!(message.answers.iter().all(|r| r.dns_class == DNSClass::NONE && r.ttl == 0));
+        // Updates: delete A, add A, delete TXT, add TXT.
+        let kinds: Vec<(WireType, DNSClass)> =
+            message.authorities.iter().map(|r| (r.record_type(), r.dns_class)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (WireType::A, DNSClass::ANY),
+                (WireType::A, DNSClass::IN),
+                (WireType::TXT, DNSClass::ANY),
+                (WireType::TXT, DNSClass::IN)
+            ]
+        );
+    }
+
     #[test]
     fn a_provider_without_zones_is_refused() {
         let key = TsigKey::from_base64("k", TsigAlgorithm::HmacSha256, SECRET_B64).unwrap();
