@@ -7,6 +7,7 @@ use crate::config;
 use crate::health::probe::{self, ProbeResult, ProbeTarget, tls::TlsConfigs};
 use crate::policy;
 use serde::Serialize;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,8 +86,12 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let results = runtime.block_on(probe_all(targets, args.concurrency));
     let rows: Vec<Row> = results.iter().map(|(t, r)| row(t, r)).collect();
+    // Write errors (a closed pipe, as with `| head`) do not change the verdict.
+    let mut stdout = std::io::stdout().lock();
     match args.output {
-        Output::Table => print!("{}", table(&rows)),
+        Output::Table => {
+            let _ = write!(stdout, "{}", table(&rows));
+        }
         Output::Json => {
             let healthy = rows.iter().filter(|r| r.healthy).count();
             let doc = serde_json::json!({
@@ -94,7 +99,7 @@ pub fn run(args: &Args) -> ExitCode {
                 "unhealthy": rows.len() - healthy,
                 "endpoints": rows,
             });
-            println!("{doc:#}");
+            let _ = writeln!(stdout, "{doc:#}");
         }
     }
     if rows.iter().all(|r| r.healthy) { ExitCode::SUCCESS } else { ExitCode::from(1) }
