@@ -1,16 +1,16 @@
 //! veer: a multi-cloud DNS failover orchestrator.
 //!
 //! The library holds the controller core (SPEC §3): `policy` (the YAML model
-//! and its checks), `config` (the controller configuration), and `cli` (the
-//! `veer` command). Providers live in their own crates under `providers/`.
+//! and its checks), `config` (the controller configuration), `health` (probes,
+//! vantages and the combined view), `planner` (the pure planner), `enactor`
+//! (the only writer), `coord` (election and the durable store), `sim` (virtual
+//! time), `metrics`, and `cli` (the `veer` command). Providers live in their
+//! own crates under `providers/`.
 
 pub mod cli;
 pub mod config;
-<<<<<<< HEAD
-pub mod enactor;
-=======
 pub mod coord;
->>>>>>> coord
+pub mod enactor;
 pub mod health;
 pub mod metrics;
 pub mod planner;
