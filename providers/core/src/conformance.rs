@@ -313,9 +313,10 @@ pub async fn the_api_budget_bounds_the_call_rate(h: &Harness) {
     }
     let calls = counting.calls();
     assert_eq!(calls.len(), 24, "one read and one apply per name");
-    // On real time a timer may fire up to a millisecond late, which can shorten the
-    // observed span between two admitted calls; allow that much.
-    assert_rate_within(&calls, config, Duration::from_millis(3));
+    // On real time a timer may fire late (more so on a loaded machine), which can
+    // shorten the observed span between two admitted calls. 20 ms of slack is less
+    // than one call at this rate, while a missing budget would show 24 calls at once.
+    assert_rate_within(&calls, config, Duration::from_millis(20));
 }
 
 /// Asserts that the calls at `times` never exceed `config` over any span, where

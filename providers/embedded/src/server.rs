@@ -320,3 +320,39 @@ fn lookup(zone: &Zone, qname: &str, qtype: WireType, per_response: Option<usize>
     let code = if zone.name_exists(&name) { ResponseCode::NoError } else { ResponseCode::NXDomain };
     (code, Vec::new(), vec![soa_record(zone, true)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(value: &str, weight: Option<u32>) -> Answer {
+        Answer { set_id: None, value: value.into(), weight }
+    }
+
+    #[test]
+    fn the_default_address_is_loopback_port_5353() {
+        assert_eq!(ServerConfig::default().listen, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(ServerConfig::default().answers_per_response, None);
+    }
+
+    #[test]
+    fn weighted_order_drops_weight_zero_and_keeps_every_other_answer() {
+        let answers = [answer("a", Some(0)), answer("b", Some(1)), answer("c", Some(5)), answer("d", None)];
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..200 {
+            let mut order: Vec<&str> = weighted_order(&answers, &mut rng).iter().map(|a| a.value.as_str()).collect();
+            order.sort();
+            assert_eq!(order, vec!["b", "c", "d"]);
+        }
+    }
+
+    #[test]
+    fn the_first_answer_is_chosen_in_proportion_to_weight() {
+        let answers = [answer("light", Some(1)), answer("heavy", Some(9))];
+        let mut rng = StdRng::seed_from_u64(2);
+        let n = 20_000;
+        let heavy_first = (0..n).filter(|_| weighted_order(&answers, &mut rng)[0].value == "heavy").count();
+        let share = heavy_first as f64 / f64::from(n);
+        assert!((share - 0.9).abs() < 0.01, "{share}");
+    }
+}

@@ -354,7 +354,18 @@ impl Rfc2136Provider {
             Some(Err(e)) => return Err(ambiguous(&self.config.server, &e)),
             None => return Err(ProviderError::Ambiguous(format!("{} closed without a reply", self.config.server))),
         };
-        self.interpret(batch, response, verifier)
+        let unexplained_notauth = response.response_code == ResponseCode::NotAuth
+            && response.signature().is_none_or(|s| s.data.error.is_none());
+        let result = self.interpret(batch, response, verifier);
+        if unexplained_notauth {
+            // NOTAUTH without a TSIG error means "not authoritative": say so plainly
+            // when an SOA query confirms that the zone is not served.
+            let mut client = self.connect().await?;
+            if let Err(ProviderError::Rejected(why)) = self.check_zone(&mut client, &batch.zone).await {
+                return Err(ProviderError::Rejected(format!("update refused with NOTAUTH: {why}")));
+            }
+        }
+        result
     }
 
     fn interpret(
@@ -420,19 +431,24 @@ impl Rfc2136Provider {
     pub async fn check_zones(&self) -> Result<(), ProviderError> {
         let mut client = self.connect().await?;
         for zone in &self.config.zones {
-            let response = client
-                .query(wire_name(zone), DNSClass::IN, WireType::SOA)
-                .await
-                .map_err(|e| ProviderError::Unavailable(format!("SOA query for {zone}: {e}")))?;
-            let has_soa = response.answers.iter().any(|r| r.record_type() == WireType::SOA);
-            if response.response_code != ResponseCode::NoError || !response.authoritative || !has_soa {
-                return Err(ProviderError::Rejected(format!(
-                    "{} does not serve zone {zone} (SOA query answered {}{})",
-                    self.config.server,
-                    response.response_code,
-                    if response.authoritative { "" } else { ", not authoritative" }
-                )));
-            }
+            self.check_zone(&mut client, zone).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_zone(&self, client: &mut WireClient, zone: &RecordName) -> Result<(), ProviderError> {
+        let response = client
+            .query(wire_name(zone), DNSClass::IN, WireType::SOA)
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("SOA query for {zone}: {e}")))?;
+        let has_soa = response.answers.iter().any(|r| r.record_type() == WireType::SOA);
+        if response.response_code != ResponseCode::NoError || !response.authoritative || !has_soa {
+            return Err(ProviderError::Rejected(format!(
+                "{} does not serve zone {zone} (SOA query answered {}{})",
+                self.config.server,
+                response.response_code,
+                if response.authoritative { "" } else { ", not authoritative" }
+            )));
         }
         Ok(())
     }

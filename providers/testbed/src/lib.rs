@@ -25,6 +25,10 @@ pub enum ServerKind {
     Bind,
     /// Knot DNS (`knotd`, Debian package `knot`).
     Knot,
+    /// PowerDNS Authoritative with the sqlite3 backend, RFC 2136 and the HTTP API
+    /// enabled (`pdns_server`, Debian packages `pdns-server`, `pdns-backend-sqlite3`,
+    /// and `sqlite3` for the schema).
+    PowerDns,
 }
 
 impl ServerKind {
@@ -33,7 +37,32 @@ impl ServerKind {
         match self {
             ServerKind::Bind => ("named", "bind9"),
             ServerKind::Knot => ("knotd", "knot"),
+            ServerKind::PowerDns => ("pdns_server", "pdns-server"),
         }
+    }
+
+    /// Every binary the kind needs, with its Debian package.
+    fn requirements(self) -> Vec<(&'static str, &'static str)> {
+        let mut needs = vec![self.binary_and_package(), ("dig", "dnsutils"), ("nsupdate", "dnsutils")];
+        if self == ServerKind::PowerDns {
+            needs.extend([("pdnsutil", "pdns-server"), ("sqlite3", "sqlite3")]);
+        }
+        needs
+    }
+}
+
+/// Where the PowerDNS HTTP API listens, and its key.
+#[derive(Clone)]
+pub struct HttpApi {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// The `X-API-Key` value.
+    pub api_key: String,
+}
+
+impl fmt::Debug for HttpApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpApi").field("base_url", &self.base_url).field("api_key", &"<redacted>").finish()
     }
 }
 
@@ -84,6 +113,7 @@ pub struct DnsServer {
     addr: SocketAddr,
     zone: String,
     key: TsigMaterial,
+    http_api: Option<HttpApi>,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -166,9 +196,10 @@ impl DnsServer {
     /// Starts `kind` serving `spec`, or returns `None` when its binary is missing
     /// outside CI. Panics when the server does not come up (with its log).
     pub fn start(kind: ServerKind, spec: &ZoneSpec) -> Option<DnsServer> {
-        let (binary, package) = kind.binary_and_package();
-        if !require_binary(binary, package) {
-            return None;
+        for (binary, package) in kind.requirements() {
+            if !require_binary(binary, package) {
+                return None;
+            }
         }
         // A port can be taken between the probe and the server's bind: try again.
         let mut last_error = String::new();
@@ -195,6 +226,7 @@ impl DnsServer {
         std::fs::write(&zone_file, zone_file_text(&zone, &spec.records)).map_err(|e| e.to_string())?;
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let mut http_api = None;
         let mut command = match kind {
             ServerKind::Bind => {
                 let conf = dir.path().join("named.conf");
@@ -215,6 +247,17 @@ impl DnsServer {
                 c.arg("-c").arg(&conf);
                 c
             }
+            ServerKind::PowerDns => {
+                let api = HttpApi {
+                    base_url: format!("http://127.0.0.1:{}", free_port()),
+                    api_key: random_secret_base64(16),
+                };
+                prepare_powerdns(dir.path(), port, &api, &zone, &key, &zone_file)?;
+                http_api = Some(api);
+                let mut c = Command::new(binary_path("pdns_server"));
+                c.arg(format!("--config-dir={}", dir.path().display()));
+                c
+            }
         };
         let child = command
             .current_dir(dir.path())
@@ -223,7 +266,7 @@ impl DnsServer {
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("spawn {kind:?}: {e}"))?;
-        let mut server = DnsServer { kind, addr, zone, key, child, dir };
+        let mut server = DnsServer { kind, addr, zone, key, http_api, child, dir };
         server.wait_until_ready()?;
         Ok(server)
     }
@@ -239,6 +282,7 @@ impl DnsServer {
             let log_ready = match self.kind {
                 ServerKind::Bind => self.log().lines().any(|l| l.trim_end().ends_with("running")),
                 ServerKind::Knot => true,
+                ServerKind::PowerDns => self.log().contains("Done launching threads"),
             };
             if log_ready && !self.dig(&self.zone.clone(), "SOA").is_empty() {
                 return Ok(());
@@ -268,6 +312,11 @@ impl DnsServer {
     /// The TSIG key allowed to update the zone.
     pub fn key(&self) -> &TsigMaterial {
         &self.key
+    }
+
+    /// The HTTP API (PowerDNS only).
+    pub fn http_api(&self) -> Option<&HttpApi> {
+        self.http_api.as_ref()
     }
 
     /// The server's working directory.
@@ -336,6 +385,63 @@ impl Drop for DnsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Writes pdns.conf, creates the sqlite database from Debian's schema, loads the
+/// zone file and allows the TSIG key to update the zone.
+fn prepare_powerdns(
+    dir: &Path,
+    port: u16,
+    api: &HttpApi,
+    zone: &str,
+    key: &TsigMaterial,
+    zone_file: &Path,
+) -> Result<(), String> {
+    let d = dir.display();
+    let api_port = api.base_url.rsplit(':').next().unwrap_or_default();
+    let conf = format!(
+        "launch=gsqlite3\ngsqlite3-database={d}/pdns.sqlite3\nlocal-address=127.0.0.1\nlocal-port={port}\n\
+         daemon=no\nguardian=no\nsocket-dir={d}\napi=yes\napi-key={api_key}\nwebserver=yes\n\
+         webserver-address=127.0.0.1\nwebserver-port={api_port}\nwebserver-allow-from=127.0.0.0/8\n\
+         dnsupdate=yes\nallow-dnsupdate-from=127.0.0.0/8\nloglevel=6\n\
+         default-soa-content=ns1.@ hostmaster.@ 1 10800 3600 604800 3600\n",
+        api_key = api.api_key,
+    );
+    std::fs::write(dir.join("pdns.conf"), conf).map_err(|e| e.to_string())?;
+    let schema = "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql";
+    let schema_sql =
+        std::fs::read(schema).map_err(|e| format!("{schema}: {e} (Debian package pdns-backend-sqlite3)"))?;
+    let mut sqlite = Command::new("sqlite3")
+        .arg(dir.join("pdns.sqlite3"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("sqlite3: {e}"))?;
+    std::io::Write::write_all(sqlite.stdin.as_mut().expect("stdin"), &schema_sql).map_err(|e| e.to_string())?;
+    let out = sqlite.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("sqlite3 schema: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let pdnsutil = || {
+        let mut c = Command::new("pdnsutil");
+        c.arg(format!("--config-dir={d}"));
+        c
+    };
+    let bare = zone.trim_end_matches('.');
+    run(pdnsutil().args(["load-zone", bare]).arg(zone_file))?;
+    run(pdnsutil().args(["import-tsig-key", &key.name, &key.algorithm, &key.secret_base64]))?;
+    run(pdnsutil().args(["set-meta", bare, "TSIG-ALLOW-DNSUPDATE", &key.name]))?;
+    run(pdnsutil().args(["set-meta", bare, "SOA-EDIT-DNSUPDATE", "INCREASE"]))?;
+    Ok(())
 }
 
 fn zone_file_text(zone: &str, records: &[String]) -> String {
@@ -444,6 +550,16 @@ mod tests {
     fn bind_starts_answers_and_accepts_signed_updates() {
         let spec = ZoneSpec { records: vec!["legacy 300 IN A 192.0.2.99".into()], ..ZoneSpec::new("example.test.") };
         let Some(server) = DnsServer::start(ServerKind::Bind, &spec) else { return };
+        assert_eq!(server.dig("legacy.example.test.", "A"), vec!["192.0.2.99"]);
+        server.nsupdate(&["update add new.example.test. 60 A 192.0.2.1".into()]).unwrap();
+        assert_eq!(server.dig("new.example.test.", "A"), vec!["192.0.2.1"]);
+    }
+
+    #[test]
+    fn powerdns_starts_answers_and_accepts_signed_updates() {
+        let spec = ZoneSpec { records: vec!["legacy 300 IN A 192.0.2.99".into()], ..ZoneSpec::new("example.test.") };
+        let Some(server) = DnsServer::start(ServerKind::PowerDns, &spec) else { return };
+        assert!(server.http_api().is_some());
         assert_eq!(server.dig("legacy.example.test.", "A"), vec!["192.0.2.99"]);
         server.nsupdate(&["update add new.example.test. 60 A 192.0.2.1".into()]).unwrap();
         assert_eq!(server.dig("new.example.test.", "A"), vec!["192.0.2.1"]);
