@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod coord;
 pub mod enactor;
 pub mod health;

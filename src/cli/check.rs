@@ -3,15 +3,10 @@
 //! passed. One round is taken as definitive: `rise`/`fall` do not apply.
 
 use super::ConfigArg;
-use crate::config;
 use crate::health::probe::{self, ProbeResult, ProbeTarget, tls::TlsConfigs};
-use crate::policy;
 use serde::Serialize;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Arguments of `veer check`.
 #[derive(Debug, clap::Args)]
@@ -50,41 +45,20 @@ struct Row {
 
 /// Probes and prints; the exit code says whether everything was healthy.
 pub fn run(args: &Args) -> ExitCode {
-    let default_config = Path::new("veer.yaml");
-    let config_path = match args.config.config.clone() {
-        Some(path) => path,
-        None if default_config.exists() => default_config.to_path_buf(),
-        None => {
-            super::error_line("no controller config: ./veer.yaml does not exist", Some("veer check -c veer.yaml"));
-            return ExitCode::from(1);
-        }
+    let Some(config_path) = args.config.resolve("check") else { return ExitCode::from(1) };
+    let setup = match crate::controller::load(&config_path) {
+        Ok(setup) => setup,
+        Err(diagnostics) => return super::report(&diagnostics),
     };
-    let config = match config::load(&config_path) {
-        Ok(c) => c,
-        Err(diagnostics) => return report(&diagnostics),
-    };
-    let loaded = policy::load(&config.policy_paths(), Some(&config));
-    if !loaded.is_valid() {
-        return report(&loaded.diagnostics);
-    }
-    for warning in &loaded.diagnostics {
-        eprintln!("{warning}");
-    }
     probe::tls::install_default_provider();
     let mut tls = TlsConfigs::default();
-    let targets: Vec<ProbeTarget> = loaded.policies.iter().flat_map(|p| probe::targets_for(p, &mut tls)).collect();
+    let targets: Vec<ProbeTarget> = setup.policies.iter().flat_map(|p| probe::targets_for(p, &mut tls)).collect();
     if targets.is_empty() {
         super::error_line("no endpoint to probe", Some("add `policies:` to the controller config"));
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            super::error_line(&format!("cannot start the async runtime: {e}"), None);
-            return ExitCode::from(1);
-        }
-    };
-    let results = runtime.block_on(probe_all(targets, args.concurrency));
+    let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
+    let results = runtime.block_on(probe::probe_all(targets, args.concurrency));
     let rows: Vec<Row> = results.iter().map(|(t, r)| row(t, r)).collect();
     // Write errors (a closed pipe, as with `| head`) do not change the verdict.
     let mut stdout = std::io::stdout().lock();
@@ -105,27 +79,6 @@ pub fn run(args: &Args) -> ExitCode {
     if rows.iter().all(|r| r.healthy) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// Probes every target once, at most `concurrency` at a time, in input order.
-pub async fn probe_all(targets: Vec<ProbeTarget>, concurrency: usize) -> Vec<(ProbeTarget, ProbeResult)> {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let tasks: Vec<_> = targets
-        .into_iter()
-        .map(|target| {
-            let permits = permits.clone();
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
-                let result = probe::probe(&target).await;
-                (target, result)
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await.expect("a probe never panics"));
-    }
-    results
-}
-
 fn row(target: &ProbeTarget, result: &ProbeResult) -> Row {
     Row {
         policy: target.key.policy.clone(),
@@ -137,13 +90,6 @@ fn row(target: &ProbeTarget, result: &ProbeResult) -> Row {
         latency_ms: result.latency_ms(),
         reason: result.reason(),
     }
-}
-
-fn report(diagnostics: &[policy::Diagnostic]) -> ExitCode {
-    for d in diagnostics {
-        eprintln!("{d}");
-    }
-    ExitCode::from(1)
 }
 
 /// Width the table fits in: a plain terminal.

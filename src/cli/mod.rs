@@ -2,6 +2,7 @@
 //! reads inputs, calls the core, prints, and returns an exit code.
 
 mod check;
+mod plan;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Probe every endpoint once and print a table; exit 1 when any is unhealthy.
     Check(check::Args),
+    /// Read providers, probe once, plan and print the diff; write nothing (exit 2: changes pending).
+    Plan(plan::Args),
+    /// Run the controller; `--once` does one observe → plan → enact round and exits.
+    Run(plan::RunArgs),
     /// Print the configuration reference (Markdown), as in the README.
     Reference,
 }
@@ -36,11 +41,51 @@ pub struct ConfigArg {
     pub config: Option<PathBuf>,
 }
 
+impl ConfigArg {
+    /// The config file: `-c`, `VEER_CONFIG`, or `./veer.yaml`; prints a one-line
+    /// error naming `command` when there is none.
+    pub fn resolve(&self, command: &str) -> Option<PathBuf> {
+        let default = PathBuf::from("veer.yaml");
+        match &self.config {
+            Some(path) => Some(path.clone()),
+            None if default.exists() => Some(default),
+            None => {
+                error_line(
+                    "no controller config: ./veer.yaml does not exist",
+                    Some(&format!("veer {command} -c veer.yaml")),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Prints positioned diagnostics to stderr; exit code 1.
+pub fn report(diagnostics: &[crate::policy::Diagnostic]) -> ExitCode {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+    ExitCode::from(1)
+}
+
+/// The async runtime for one command (two worker threads: the machines are small).
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            error_line(&format!("cannot start the async runtime: {e}"), None);
+            None
+        }
+    }
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Plan(args) => plan::run_plan(&args),
+        Command::Run(args) => plan::run_once(&args),
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS

@@ -2,7 +2,7 @@
 
 use super::ConfigArg;
 use crate::config;
-use crate::policy::{self, Diagnostic};
+use crate::policy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
     let config = match config_path.as_deref().map(config::load) {
         None => None,
         Some(Ok(c)) => Some(c),
-        Some(Err(diagnostics)) => return report(&diagnostics),
+        Some(Err(diagnostics)) => return super::report(&diagnostics),
     };
     let paths = if args.paths.is_empty() {
         match &config {
@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let loaded = policy::load(&paths, config.as_ref());
     if !loaded.is_valid() {
-        return report(&loaded.diagnostics);
+        return super::report(&loaded.diagnostics);
     }
     for warning in &loaded.diagnostics {
         eprintln!("{warning}");
@@ -60,11 +60,4 @@ pub fn run(args: &Args) -> ExitCode {
         loaded.policies.iter().map(|p| p.policy.record_name().clone()).collect();
     println!("ok: {} policies, {} records", loaded.policies.len(), records.len());
     ExitCode::SUCCESS
-}
-
-fn report(diagnostics: &[Diagnostic]) -> ExitCode {
-    for d in diagnostics {
-        eprintln!("{d}");
-    }
-    ExitCode::from(1)
 }

@@ -102,6 +102,18 @@ impl StandaloneCoordinator {
         Ok(this)
     }
 
+    /// Reads the entries of a state file without taking the lock or starting a
+    /// tenure (`veer plan` reads state and writes nothing). A missing file is empty.
+    pub fn peek(path: &Path) -> Result<BTreeMap<Key, Entry>, CoordError> {
+        let state: StateFile = match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| CoordError::Local(format!("the state file {} is not valid: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
+            Err(e) => return Err(CoordError::Local(format!("cannot read {}: {e}", path.display()))),
+        };
+        Ok(state.entries.into_iter().filter_map(|(path, entry)| Some((Key::parse(&path)?, entry))).collect())
+    }
+
     /// The state file.
     pub fn path(&self) -> &Path {
         &self.path

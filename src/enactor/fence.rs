@@ -1,43 +1,56 @@
 //! The fence the enactor checks immediately before every provider write.
 
+use crate::coord::{Coordinator, Epoch, WriteGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Why this process may not write now.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FenceError {
-    /// Another replica leads (or nobody does).
-    #[error("not the leader")]
-    NotLeader,
-    /// Leader, but the lease ends before a write could finish.
-    #[error("lease too short: {remaining:?} left, a write needs {needed:?}")]
-    LeaseTooShort {
-        /// Lease left on the monotonic clock.
-        remaining: Duration,
-        /// Time a write is expected to take.
-        needed: Duration,
-    },
-}
+pub use crate::coord::FenceError;
 
-/// Leadership as the enactor needs it; the coordination backends implement it.
+/// Leadership as the enactor needs it.
 pub trait Fence: Send + Sync {
     /// `Ok` when this process leads and holds at least `expected_write` of lease.
-    fn check(&self, expected_write: Duration) -> Result<(), FenceError>;
-    /// The current leader epoch (fencing token) written into ownership records.
+    /// The returned guard (if any) marks the write as in flight until dropped, so a
+    /// graceful release waits for it.
+    fn check(&self, expected_write: Duration) -> Result<Option<WriteGuard>, FenceError>;
+    /// The leader epoch (fencing token) written into ownership records.
     fn epoch(&self) -> u64;
 }
 
-/// The standalone fence: one process, always leader, at a fixed epoch.
+/// A fence that always passes, at a fixed epoch: for tests and for commands that
+/// only read (`veer plan`).
 #[derive(Debug, Clone, Copy)]
 pub struct AlwaysLeader {
-    /// The epoch this process runs at (persisted and incremented at each start).
+    /// The epoch reported.
     pub epoch: u64,
 }
 
 impl Fence for AlwaysLeader {
-    fn check(&self, _: Duration) -> Result<(), FenceError> {
-        Ok(())
+    fn check(&self, _: Duration) -> Result<Option<WriteGuard>, FenceError> {
+        Ok(None)
     }
     fn epoch(&self) -> u64 {
         self.epoch
+    }
+}
+
+/// The production fence: this replica's tenure of `epoch` at the coordinator.
+pub struct LeaderFence {
+    coordinator: Arc<dyn Coordinator>,
+    epoch: Epoch,
+}
+
+impl LeaderFence {
+    /// A fence for the tenure of `epoch`.
+    pub fn new(coordinator: Arc<dyn Coordinator>, epoch: Epoch) -> Self {
+        Self { coordinator, epoch }
+    }
+}
+
+impl Fence for LeaderFence {
+    fn check(&self, expected_write: Duration) -> Result<Option<WriteGuard>, FenceError> {
+        self.coordinator.fence(self.epoch, expected_write).map(Some)
+    }
+    fn epoch(&self) -> u64 {
+        self.epoch.0
     }
 }

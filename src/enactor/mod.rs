@@ -30,7 +30,7 @@
 
 mod fence;
 
-pub use fence::{AlwaysLeader, Fence, FenceError};
+pub use fence::{AlwaysLeader, Fence, FenceError, LeaderFence};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -142,18 +142,23 @@ impl Enactor {
             // Each change writes two record sets: the answers and the ownership record.
             let per_batch = (provider.capabilities().batch_records_max / 2).max(1);
             for chunk in chunk_changes(changes, per_batch) {
-                if report.fence_lost.is_none()
-                    && let Err(e) = self.fence.check(self.expected_write)
-                {
-                    tracing::warn!(error = %e, "fence lost: no further writes this round");
-                    report.fence_lost = Some(e);
-                }
-                if report.fence_lost.is_some() {
+                let permit = match &report.fence_lost {
+                    Some(_) => None,
+                    None => match self.fence.check(self.expected_write) {
+                        Ok(permit) => Some(permit),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "fence lost: no further writes this round");
+                            report.fence_lost = Some(e);
+                            None
+                        }
+                    },
+                };
+                let Some(_permit) = permit else {
                     for (index, _) in &chunk {
                         outcomes[*index] = Some(Outcome::Fenced);
                     }
                     continue;
-                }
+                };
                 let batch = ChangeBatch { zone: zone.clone(), changes: chunk.iter().map(|(_, c)| c.clone()).collect() };
                 report.writes += 1;
                 let result = provider.apply(&batch).await;

@@ -187,13 +187,13 @@ struct FenceAfter {
 }
 
 impl Fence for FenceAfter {
-    fn check(&self, needed: Duration) -> Result<(), FenceError> {
+    fn check(&self, needed: Duration) -> Result<Option<crate::coord::WriteGuard>, FenceError> {
         let left = self.allowed.load(Ordering::SeqCst);
         if left == 0 {
             return Err(FenceError::LeaseTooShort { remaining: Duration::ZERO, needed });
         }
         self.allowed.store(left - 1, Ordering::SeqCst);
-        Ok(())
+        Ok(None)
     }
     fn epoch(&self) -> u64 {
         3

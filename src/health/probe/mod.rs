@@ -17,7 +17,9 @@ use crate::policy::model::{Endpoint, FailoverPolicy, HealthCheck, ProbeKind};
 use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Why a probe failed, rendered as the short reason shown in `veer check`,
@@ -318,6 +320,27 @@ pub(crate) fn io_failure(e: &std::io::Error) -> ProbeFailure {
         TimedOut => ProbeFailure::Connect("timed out".into()),
         _ => ProbeFailure::Connect(e.to_string()),
     }
+}
+
+/// Probes every target once, at most `concurrency` at a time, in input order.
+pub async fn probe_all(targets: Vec<ProbeTarget>, concurrency: usize) -> Vec<(ProbeTarget, ProbeResult)> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = targets
+        .into_iter()
+        .map(|target| {
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+                let result = probe(&target).await;
+                (target, result)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("a probe never panics"));
+    }
+    results
 }
 
 #[cfg(test)]

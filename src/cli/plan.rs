@@ -1,0 +1,225 @@
+//! `veer plan` and `veer run --once`: one observe → probe → plan round against
+//! live providers; `plan` prints the diff and writes nothing, `run --once`
+//! applies it through the fenced enactor and persists the planner state.
+
+use super::ConfigArg;
+use crate::controller::{self, Setup, providers, round, state::StateSource};
+use crate::coord::{self, Coordinator};
+use crate::enactor::{Enactor, Intent, LeaderFence, Outcome, Report};
+use crate::health::probe::{self, tls::TlsConfigs};
+use crate::planner::{self, Plan, PlanInput};
+use crate::time::{Clock, SystemClock};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `veer plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// Arguments of `veer run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// One observe → plan → enact round, then exit (0 converged, 1 otherwise).
+    #[arg(long)]
+    once: bool,
+    /// Output format of the round's summary.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// How the plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human table.
+    Table,
+    /// One JSON object.
+    Json,
+}
+
+/// How long one provider write may take; the fence refuses when less lease is left.
+const EXPECTED_WRITE: Duration = Duration::from_secs(5);
+
+/// Everything one round computed.
+struct RoundResult {
+    plan: Plan,
+    intents: Vec<Intent>,
+}
+
+async fn compute(
+    setup: &Setup,
+    providers: &providers::ProviderSet,
+    state: &StateSource,
+) -> anyhow::Result<RoundResult> {
+    let observed = round::observe(&setup.policies, providers).await?;
+    probe::tls::install_default_provider();
+    let mut tls = TlsConfigs::default();
+    let targets = setup.policies.iter().flat_map(|p| probe::targets_for(p, &mut tls)).collect();
+    let health = round::health_from_round(&probe::probe_all(targets, 256).await);
+    let now = SystemClock::default().now();
+    let planner_state = state.planner_state().await?;
+    let overrides = state.overrides(now).await?;
+    let inputs = round::policy_inputs(&setup.policies, providers);
+    let published = round::planner_observed(&setup.policies, &observed);
+    let plan = planner::plan(&PlanInput {
+        policies: &inputs,
+        health: &health,
+        observed: &published,
+        overrides: &overrides,
+        state: &planner_state,
+        now,
+        seed: now.as_millis(),
+    });
+    let intents = round::intents(&plan, &setup.policies, &observed, providers);
+    Ok(RoundResult { plan, intents })
+}
+
+fn load(config: &ConfigArg, command: &str) -> Result<Setup, ExitCode> {
+    let path = config.resolve(command).ok_or(ExitCode::from(1))?;
+    controller::load(&path).map_err(|d| super::report(&d))
+}
+
+/// `veer plan`: exit 0 no changes, 2 changes pending, 1 error.
+pub fn run_plan(args: &Args) -> ExitCode {
+    let setup = match load(&args.config, "plan") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
+    let result = runtime.block_on(async {
+        let providers = providers::build(&setup.config, false).await?;
+        let state = match setup.config.config.coordination.backend {
+            crate::config::Backend::Standalone => {
+                StateSource::Snapshot(coord::standalone::StandaloneCoordinator::peek(&setup.config.state_file())?)
+            }
+            _ => StateSource::Coordinator(open_coordinator(&setup).await?),
+        };
+        compute(&setup, &providers, &state).await
+    });
+    match result {
+        Ok(r) => {
+            print_round(&r, None, args.output);
+            if r.intents.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+        }
+        Err(e) => {
+            super::error_line(&format!("{e:#}"), None);
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn open_coordinator(setup: &Setup) -> anyhow::Result<Arc<dyn Coordinator>> {
+    let c = &setup.config;
+    Ok(coord::open(&c.config.coordination, &c.vantage(), &c.config.cluster_id.value, c.state_file()).await?)
+}
+
+/// `veer run --once`: exit 0 when every record converged, 1 otherwise.
+pub fn run_once(args: &RunArgs) -> ExitCode {
+    if !args.once {
+        super::error_line(
+            "the continuous controller is not in this build yet",
+            Some("run one round with `veer run --once` (e.g. from a timer)"),
+        );
+        return ExitCode::from(1);
+    }
+    let setup = match load(&args.config, "run") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
+    let result = runtime.block_on(async {
+        let providers = providers::build(&setup.config, false).await?;
+        let coordinator = open_coordinator(&setup).await?;
+        let epoch = tokio::time::timeout(setup.config.config.coordination.lease_duration() * 2, coordinator.campaign())
+            .await
+            .map_err(|_| anyhow::anyhow!("did not become leader in time: another replica leads"))??;
+        let state = StateSource::Coordinator(coordinator.clone());
+        let r = compute(&setup, &providers, &state).await?;
+        let fence = Arc::new(LeaderFence::new(coordinator.clone(), epoch));
+        let enactor = Enactor::new(
+            setup.config.config.cluster_id.value.clone(),
+            providers.providers.clone(),
+            fence,
+            EXPECTED_WRITE,
+        );
+        let report = enactor.enact(&r.intents).await;
+        if report.all_converged() {
+            controller::state::save(coordinator.as_ref(), epoch, &r.plan).await?;
+        }
+        coordinator.release().await?;
+        anyhow::Ok((r, report))
+    });
+    match result {
+        Ok((r, report)) => {
+            print_round(&r, Some(&report), args.output);
+            if report.all_converged() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            super::error_line(&format!("{e:#}"), None);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Unchanged => "unchanged".into(),
+        Outcome::Applied { generation } => format!("applied (generation {generation})"),
+        Outcome::WouldEmpty => "refused: would leave no answers".into(),
+        Outcome::NotOwned(why) => format!("refused: {why}"),
+        Outcome::Conflict(why) => format!("conflict: {why}"),
+        Outcome::Fenced => "not written: leadership lost".into(),
+        Outcome::Failed(e) => format!("failed: {e}"),
+    }
+}
+
+fn print_round(r: &RoundResult, report: Option<&Report>, output: Output) {
+    match output {
+        Output::Json => {
+            let writes: Vec<_> = r
+                .intents
+                .iter()
+                .enumerate()
+                .map(|(i, intent)| {
+                    serde_json::json!({
+                        "provider": intent.provider,
+                        "record": intent.desired.name,
+                        "answers": intent.desired.answers,
+                        "outcome": report.map(|rep| outcome_text(&rep.outcomes[i].2)),
+                    })
+                })
+                .collect();
+            println!("{:#}", serde_json::json!({ "plan": r.plan, "writes": writes }));
+        }
+        Output::Table => {
+            for record in &r.plan.records {
+                println!("{} ({}, {:?})", record.record, record.policy, record.mode);
+                for a in &record.answers {
+                    println!("  {:<14} {:<18} {:>6.1}%  weight {}", a.endpoint, a.address, a.share * 100.0, a.weight);
+                }
+                for c in &record.changes {
+                    let w = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+                    println!("  ~ {:<12} {} → {}  {}", c.endpoint, w(c.from), w(c.to), c.reason);
+                }
+                for h in &record.held {
+                    println!("  held: {}", h.reason);
+                }
+            }
+            if r.intents.is_empty() {
+                println!("no changes: every provider publishes the plan");
+            }
+            for (i, intent) in r.intents.iter().enumerate() {
+                let outcome = report.map_or("pending".to_string(), |rep| outcome_text(&rep.outcomes[i].2));
+                println!("write {} → {}: {}", intent.desired.name, intent.provider, outcome);
+            }
+        }
+    }
+}

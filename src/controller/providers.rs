@@ -1,0 +1,154 @@
+//! Builds the configured providers: reads their secrets (files or environment
+//! variables, never inline), starts embedded servers, and wraps every provider in
+//! the API budget and the one retry layer ([`Resilient`]).
+
+use crate::config::{LoadedConfig, ProviderConfig, ProviderType, TsigAlgorithm};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use veer_provider::{ApiBudget, BudgetConfig, Provider, RecordName, Resilient, RetryBudget, RetryPolicy};
+use veer_provider_embedded::{EmbeddedProvider, EmbeddedServer, ServerConfig, Store, ZoneConfig};
+use veer_provider_rfc2136::{Rfc2136Config, Rfc2136Provider, TsigKey};
+
+/// Why a provider could not be set up. Messages name files and variables, never secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSetupError {
+    /// A secret file could not be read.
+    #[error("provider `{provider}`: cannot read secret file {path}: {source}")]
+    SecretFile {
+        /// Provider name.
+        provider: String,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A secret variable is unset or empty.
+    #[error("provider `{provider}`: environment variable `{variable}` is not set")]
+    SecretEnv {
+        /// Provider name.
+        provider: String,
+        /// The variable.
+        variable: String,
+    },
+    /// The provider's settings are unusable.
+    #[error("provider `{provider}`: {message}")]
+    Config {
+        /// Provider name.
+        provider: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// This build cannot talk to the provider type yet.
+    #[error("provider `{provider}`: type {kind} is not available in this build")]
+    Unsupported {
+        /// Provider name.
+        provider: String,
+        /// Its type.
+        kind: String,
+    },
+    /// The embedded server could not listen.
+    #[error("provider `{provider}`: cannot listen on {listen}: {source}")]
+    Listen {
+        /// Provider name.
+        provider: String,
+        /// The address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The providers of one controller, ready for the enactor.
+pub struct ProviderSet {
+    /// Each provider behind its budget and retry layer, by configured name.
+    pub providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// Stores of embedded providers, by name (the servers answer from them).
+    pub embedded: BTreeMap<String, Arc<Store>>,
+    /// Running embedded servers; dropping the set stops them.
+    pub servers: Vec<EmbeddedServer>,
+}
+
+/// Reads a secret named by file or environment variable.
+fn secret(provider: &str, file: Option<&Path>, env: Option<&str>) -> Result<String, ProviderSetupError> {
+    if let Some(path) = file {
+        return std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|source| {
+            ProviderSetupError::SecretFile { provider: provider.into(), path: path.display().to_string(), source }
+        });
+    }
+    let variable = env.unwrap_or_default();
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ProviderSetupError::SecretEnv { provider: provider.into(), variable: variable.into() })
+}
+
+fn budget_of(config: &ProviderConfig) -> BudgetConfig {
+    let b = config.budget();
+    BudgetConfig { calls_per_second: b.calls_per_second, burst: b.burst }
+}
+
+fn zones_of(config: &ProviderConfig) -> Vec<RecordName> {
+    config.zones.value.iter().map(|z| z.value.clone()).collect()
+}
+
+/// Builds every configured provider. With `serve_embedded`, embedded providers
+/// start their DNS servers; without it (`veer plan`) they are in-memory only.
+pub async fn build(config: &LoadedConfig, serve_embedded: bool) -> Result<ProviderSet, ProviderSetupError> {
+    let mut set = ProviderSet { providers: BTreeMap::new(), embedded: BTreeMap::new(), servers: Vec::new() };
+    for (name, provider) in &config.config.providers {
+        let inner: Arc<dyn Provider> = match provider.kind.value {
+            ProviderType::Embedded => {
+                let store = Arc::new(Store::new(zones_of(provider).into_iter().map(ZoneConfig::new).collect(), 1));
+                if serve_embedded {
+                    let listen =
+                        provider.listen.as_ref().map_or_else(|| "127.0.0.1:5353".parse().unwrap(), |l| l.value);
+                    let server =
+                        EmbeddedServer::start(store.clone(), ServerConfig { listen, ..ServerConfig::default() })
+                            .await
+                            .map_err(|source| ProviderSetupError::Listen {
+                                provider: name.clone(),
+                                listen: listen.to_string(),
+                                source,
+                            })?;
+                    set.servers.push(server);
+                }
+                set.embedded.insert(name.clone(), store.clone());
+                Arc::new(EmbeddedProvider::new(name.clone(), store))
+            }
+            ProviderType::Rfc2136 => Arc::new(rfc2136(name, provider).await?),
+            other => {
+                let kind =
+                    serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                return Err(ProviderSetupError::Unsupported { provider: name.clone(), kind });
+            }
+        };
+        let budget = ApiBudget::new(budget_of(provider))
+            .map_err(|e| ProviderSetupError::Config { provider: name.clone(), message: e.to_string() })?;
+        let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let resilient =
+            Resilient::new(inner, Arc::new(budget), RetryPolicy::default(), Arc::new(RetryBudget::default()), seed);
+        set.providers.insert(name.clone(), Arc::new(resilient));
+    }
+    Ok(set)
+}
+
+async fn rfc2136(name: &str, provider: &ProviderConfig) -> Result<Rfc2136Provider, ProviderSetupError> {
+    let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
+    let server_text =
+        provider.server.as_ref().map(|s| s.value.clone()).ok_or_else(|| config_error("needs `server`".into()))?;
+    let server = tokio::net::lookup_host(&server_text)
+        .await
+        .map_err(|e| config_error(format!("cannot resolve server {server_text}: {e}")))?
+        .next()
+        .ok_or_else(|| config_error(format!("server {server_text} resolves to no address")))?;
+    let tsig = provider.tsig.as_ref().map(|t| &t.value).ok_or_else(|| config_error("needs `tsig`".into()))?;
+    let secret = secret(name, tsig.secret_file.as_deref(), tsig.secret_env.as_deref())?;
+    let algorithm = match tsig.algorithm {
+        TsigAlgorithm::HmacSha256 => veer_provider_rfc2136::TsigAlgorithm::HmacSha256,
+        TsigAlgorithm::HmacSha512 => veer_provider_rfc2136::TsigAlgorithm::HmacSha512,
+    };
+    let key = TsigKey::from_base64(&tsig.name, algorithm, &secret).map_err(|e| config_error(e.to_string()))?;
+    Rfc2136Provider::new(Rfc2136Config::new(name, server, zones_of(provider), key))
+        .map_err(|e| config_error(e.to_string()))
+}

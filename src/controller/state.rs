@@ -1,0 +1,76 @@
+//! Reading and persisting the planner's memory and the operators' overrides
+//! through the coordination store (SPEC §8, I8).
+
+use crate::coord::{CoordError, Coordinator, Entry, Epoch, Key, Space, Writer};
+use crate::planner::{Override, Plan, PlannerState};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The store key of the planner state.
+const PLANNER_STATE: &str = "state";
+/// Plans kept per record in the history.
+pub const HISTORY_KEEP: usize = 50;
+
+/// Where state is read from: a running coordinator, or a read-only snapshot of a
+/// standalone state file (`veer plan` writes nothing, not even an epoch).
+pub enum StateSource {
+    /// A coordinator (reads go to its backend).
+    Coordinator(Arc<dyn Coordinator>),
+    /// Entries read from a standalone state file.
+    Snapshot(BTreeMap<Key, Entry>),
+}
+
+impl StateSource {
+    async fn get(&self, key: &Key) -> Result<Option<Entry>, CoordError> {
+        match self {
+            Self::Coordinator(c) => c.get(key).await,
+            Self::Snapshot(entries) => Ok(entries.get(key).cloned()),
+        }
+    }
+
+    async fn list(&self, space: Space) -> Result<Vec<(String, Entry)>, CoordError> {
+        match self {
+            Self::Coordinator(c) => c.list(space, "").await,
+            Self::Snapshot(entries) => {
+                Ok(entries.iter().filter(|(k, _)| k.space == space).map(|(k, e)| (k.name.clone(), e.clone())).collect())
+            }
+        }
+    }
+
+    /// The persisted planner state (empty when none was saved yet).
+    pub async fn planner_state(&self) -> Result<PlannerState, CoordError> {
+        match self.get(&Key::new(Space::Planner, PLANNER_STATE)).await? {
+            Some(entry) => serde_json::from_value(entry.value)
+                .map_err(|e| CoordError::Local(format!("stored planner state is unreadable: {e}"))),
+            None => Ok(PlannerState::default()),
+        }
+    }
+
+    /// Overrides in force at `now`; unreadable entries are skipped with a warning.
+    pub async fn overrides(&self, now: Timestamp) -> Result<Vec<Override>, CoordError> {
+        let mut out = Vec::new();
+        for (name, entry) in self.list(Space::Overrides).await? {
+            if !entry.is_live(now) {
+                continue;
+            }
+            match serde_json::from_value::<Override>(entry.value) {
+                Ok(o) => out.push(o),
+                Err(e) => tracing::warn!(override_id = %name, error = %e, "skipping an unreadable override"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Persists the planner state and the history of the records that changed, as
+/// the leader of `epoch` (fenced at the store).
+pub async fn save(coordinator: &dyn Coordinator, epoch: Epoch, plan: &Plan) -> Result<(), CoordError> {
+    let state = serde_json::to_value(&plan.state).expect("planner state serializes");
+    coordinator.put(&Key::new(Space::Planner, PLANNER_STATE), &Entry::new(state), Writer::Leader(epoch)).await?;
+    for record in plan.records.iter().filter(|r| r.is_changed()) {
+        let value = serde_json::to_value(record).expect("record plans serialize");
+        coordinator.append_plan(epoch, record.record.as_str(), record.generation, value, HISTORY_KEEP).await?;
+    }
+    Ok(())
+}

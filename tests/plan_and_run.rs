@@ -1,0 +1,136 @@
+//! `veer plan` and `veer run --once` end to end: the built binary against a real
+//! BIND 9 (RFC 2136 + TSIG) and real HTTP backends on loopback addresses; every
+//! result is checked with a real DNS query.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use support::{HttpServer, Script};
+use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec, free_port};
+
+fn veer(dir: &Path, args: &[&str], secret: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(args)
+        .current_dir(dir)
+        .env("VEER_TEST_TSIG", secret)
+        .env_remove("VEER_CONFIG")
+        .output()
+        .expect("veer runs")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_pending_changes_and_run_once_applies_them_to_bind() {
+    let Some(bind) = DnsServer::start(ServerKind::Bind, &ZoneSpec::new("example.test.")) else { return };
+    let port = free_port();
+    let a = HttpServer::start_on(format!("127.0.0.41:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let b = HttpServer::start_on(format!("127.0.0.42:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = bind.key();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: t1\npolicies: [app.yaml]\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [example.test.]\n    \
+             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+            bind.addr(),
+            key.name,
+            key.algorithm
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.example.test., type: A, ttl: 5 }}\n  publishTo: [bind]\n  routing: weighted\n  \
+             pools:\n    - name: p\n      endpoints:\n        - {{ id: a, address: 127.0.0.41 }}\n        \
+             - {{ id: b, address: 127.0.0.42 }}\n  \
+             healthCheck: {{ type: http, port: {port}, path: /healthz, interval: 1s, timeout: 500ms }}\n  \
+             warmup: {{ stages: [100], maxJoinPercent: 100 }}\n  shift: {{ maxRemovePercent: 50 }}\n  \
+             guards: {{ minHealthyEndpoints: 1, minCapacityPercent: 0 }}\n"
+        ),
+    )
+    .unwrap();
+    let secret = key.secret_base64.clone();
+    let d = dir.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let (d, s) = (d.clone(), secret.clone());
+        tokio::task::spawn_blocking(move || veer(&d, args, &s))
+    };
+
+    let plan = run(&["plan", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(plan.status.code(), Some(2), "changes pending:\n{}", text(&plan));
+    assert!(bind.dig("app.example.test.", "A").is_empty(), "plan writes nothing");
+
+    let once = run(&["run", "--once", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once));
+    assert_eq!(sorted(bind.dig("app.example.test.", "A")), ["127.0.0.41", "127.0.0.42"]);
+    let txt = bind.dig("_veer.app.example.test.", "TXT").join(" ");
+    assert!(txt.contains("owner=t1;gen=1;epoch="), "ownership record: {txt}");
+
+    let again = run(&["plan", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(again.status.code(), Some(0), "converged, nothing to write:\n{}", text(&again));
+
+    b.set(Script::status(503));
+    let failover = run(&["run", "--once", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(failover.status.code(), Some(0), "{}", text(&failover));
+    assert_eq!(bind.dig("app.example.test.", "A"), ["127.0.0.41"]);
+    let txt = bind.dig("_veer.app.example.test.", "TXT").join(" ");
+    assert!(txt.contains("owner=t1;gen=2;"), "generation moves on: {txt}");
+
+    for out in [&plan, &once, &again, &failover] {
+        assert!(!text(out).contains(&key.secret_base64), "the TSIG secret never appears in output");
+    }
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_refuses_a_name_that_another_owner_holds() {
+    let mut spec = ZoneSpec::new("example.test.");
+    spec.records.push("legacy 300 IN A 192.0.2.99".into());
+    let Some(bind) = DnsServer::start(ServerKind::Bind, &spec) else { return };
+    let port = free_port();
+    let _a = HttpServer::start_on(format!("127.0.0.43:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = bind.key();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: t2\npolicies: [legacy.yaml]\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [example.test.]\n    \
+             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+            bind.addr(),
+            key.name,
+            key.algorithm
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("legacy.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: legacy }}\nspec:\n  \
+             record: {{ name: legacy.example.test., type: A }}\n  publishTo: [bind]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.43 }}] }}]\n  \
+             healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  \
+             warmup: {{ stages: [100] }}\n"
+        ),
+    )
+    .unwrap();
+    let (d, s) = (dir.path().to_path_buf(), key.secret_base64.clone());
+    let out = tokio::task::spawn_blocking(move || veer(&d, &["run", "--once", "-c", "veer.yaml"], &s)).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("has answers but no ownership record"), "{}", text(&out));
+    assert_eq!(bind.dig("legacy.example.test.", "A"), ["192.0.2.99"], "the unowned name is untouched");
+}
