@@ -165,6 +165,7 @@ fn the_base_and_every_overlay_render_offline_with_kubectl_kustomize() {
             if object["kind"] != "Namespace" {
                 assert_eq!(object["metadata"]["namespace"], "veer", "{}: {object}", r.name);
             }
+            assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/part-of"], "veer", "{}: {object}", r.name);
         }
     }
 }
@@ -172,11 +173,9 @@ fn the_base_and_every_overlay_render_offline_with_kubectl_kustomize() {
 #[test]
 fn the_rendered_manifests_validate_against_the_kubernetes_schemas() {
     let Some(all) = renderings() else { return };
-    let Some(validator) = tool(
-        "kubernetes-validate",
-        "VEER_KUBERNETES_VALIDATE",
-        "the PyPI package `kubernetes-validate` into .venv",
-    ) else {
+    let Some(validator) =
+        tool("kubernetes-validate", "VEER_KUBERNETES_VALIDATE", "the PyPI package `kubernetes-validate` into .venv")
+    else {
         return;
     };
     let dir = scratch("schemas");
@@ -195,11 +194,9 @@ fn the_rendered_manifests_validate_against_the_kubernetes_schemas() {
 #[test]
 fn the_schema_validator_rejects_a_broken_deployment() {
     let Some(all) = renderings() else { return };
-    let Some(validator) = tool(
-        "kubernetes-validate",
-        "VEER_KUBERNETES_VALIDATE",
-        "the PyPI package `kubernetes-validate` into .venv",
-    ) else {
+    let Some(validator) =
+        tool("kubernetes-validate", "VEER_KUBERNETES_VALIDATE", "the PyPI package `kubernetes-validate` into .venv")
+    else {
         return;
     };
     let base = rendering(&all, "base");
@@ -292,7 +289,11 @@ fn the_deployment_runs_three_replicas_across_zones_with_probes_resources_and_a_b
         }
         let image = c["image"].as_str().expect("image");
         let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
-        assert!(!tag.is_empty() && tag != "latest" && !tag.contains('/'), "{}: image {image} needs a version tag", r.name);
+        assert!(
+            !tag.is_empty() && tag != "latest" && !tag.contains('/'),
+            "{}: image {image} needs a version tag",
+            r.name
+        );
     }
 }
 
@@ -445,7 +446,11 @@ fn assert_mounted(r: &Rendering, file: &Path, secret: &str) {
         .flatten()
         .find(|m| m["name"] == volume["name"])
         .unwrap_or_else(|| panic!("{}: Secret {secret} is not mounted", r.name));
-    assert!(file.starts_with(mount["mountPath"].as_str().expect("mountPath")), "{}: {file:?} not under {mount}", r.name);
+    assert!(
+        file.starts_with(mount["mountPath"].as_str().expect("mountPath")),
+        "{}: {file:?} not under {mount}",
+        r.name
+    );
     assert_eq!(mount["readOnly"], true, "{}", r.name);
 }
 
@@ -492,7 +497,8 @@ fn the_service_monitor_scrapes_metrics_from_the_admin_port_of_the_service() {
         let sm = r.one("ServiceMonitor");
         assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1", "{}", r.name);
         let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<BTreeSet<_>>()).unwrap_or_default();
-        let allowed_spec: BTreeSet<String> = ["selector", "endpoints", "namespaceSelector", "jobLabel"].map(String::from).into();
+        let allowed_spec: BTreeSet<String> =
+            ["selector", "endpoints", "namespaceSelector", "jobLabel"].map(String::from).into();
         assert!(keys(&sm["spec"]).is_subset(&allowed_spec), "{}: spec fields {:?}", r.name, keys(&sm["spec"]));
         let service = r.one("Service");
         assert!(labels_match(&sm["spec"]["selector"]["matchLabels"], &service["metadata"]["labels"]), "{}", r.name);
