@@ -414,27 +414,37 @@ fn each_overlay_selects_its_coordination_backend_in_a_config_veer_accepts() {
         }
         // `veer validate` accepts the rendered config and policies together.
         let dir = scratch(&format!("validate-{}", r.name));
-        std::fs::create_dir_all(dir.join("policies")).expect("policies folder");
         std::fs::write(dir.join("veer.yaml"), &config_text).expect("write config");
         let policies = r.config_map("veer-policies")["data"].as_object().expect("policy files").clone();
         assert!(!policies.is_empty(), "{}: at least one policy", r.name);
+        // Laid out as the kubelet mounts a ConfigMap: the files in a hidden
+        // timestamped folder, `..data` pointing at it, and one symlink per key.
+        // The config's policy paths must load each policy once, not again from `..data`.
+        let mount = dir.join("policies");
+        std::fs::create_dir_all(mount.join("..2026_01_01_00_00_00.1")).expect("policies folder");
+        std::os::unix::fs::symlink("..2026_01_01_00_00_00.1", mount.join("..data")).expect("..data");
         for (file, text) in &policies {
-            std::fs::write(dir.join("policies").join(file), text.as_str().expect("text")).expect("write policy");
+            let text = text.as_str().expect("text");
+            std::fs::write(mount.join("..2026_01_01_00_00_00.1").join(file), text).expect("write policy");
+            std::os::unix::fs::symlink(Path::new("..data").join(file), mount.join(file)).expect("key symlink");
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_veer"))
-            .args(["validate", "-c", "veer.yaml"])
-            .current_dir(&dir)
-            .env_clear()
-            .envs(&env)
-            .output()
-            .expect("veer runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.starts_with(&format!("ok: {} policies", policies.len())),
-            "{}: veer validate: {stdout}{}",
-            r.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Once through the config's glob, once naming the mounted folder itself.
+        for args in [&["validate", "-c", "veer.yaml"][..], &["validate", "-c", "veer.yaml", "policies"]] {
+            let out = Command::new(env!("CARGO_BIN_EXE_veer"))
+                .args(args)
+                .current_dir(&dir)
+                .env_clear()
+                .envs(&env)
+                .output()
+                .expect("veer runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.starts_with(&format!("ok: {} policies", policies.len())),
+                "{}: veer {args:?}: {stdout}{}",
+                r.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 
