@@ -89,7 +89,10 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>
             entries.sort();
             for entry in entries {
                 let is_yaml = entry.extension().is_some_and(|x| x == "yaml" || x == "yml");
-                if entry.is_dir() || is_yaml {
+                // Hidden entries are skipped: a ConfigMap mounted by the kubelet holds
+                // each file again under `..data/` and `..<timestamp>/`.
+                let hidden = entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if !hidden && (entry.is_dir() || is_yaml) {
                     walk(&entry, files, diagnostics);
                 }
             }
