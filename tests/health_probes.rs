@@ -92,6 +92,17 @@ async fn a_body_without_the_expected_substring_fails_and_one_with_it_passes() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_is_decoded_before_the_substring_is_searched() {
+    // Chunks of 3 bytes split "healthy" on the wire as "hea", "lth", "y".
+    let server = HttpServer::start(Script { chunked: true, ..Script::ok("healthy") }).await;
+    let t = target(&http_check(server.addr.port(), ", body: healthy"), &local(server.addr));
+    assert_eq!(probe_once(&t).await.outcome, Ok(()));
+    server.set(Script { chunked: true, ..Script::ok("unhealthy-ish") });
+    let t = target(&http_check(server.addr.port(), ", body: ok"), &local(server.addr));
+    assert_eq!(probe_once(&t).await.reason().as_deref(), Some("body lacks \"ok\""));
+}
+
+#[tokio::test]
 async fn the_body_is_searched_only_in_a_bounded_prefix() {
     let mut body = "x".repeat(probe::http::BODY_PREFIX_BYTES_MAX + 10);
     body.push_str("ok");

@@ -117,6 +117,7 @@ struct Shared {
     changed: Notify,
     sender: watch::Sender<Arc<VantageReport>>,
     probes_started: AtomicU64,
+    probes_passed: AtomicU64,
 }
 
 /// One endpoint's probe loop and state.
@@ -170,6 +171,7 @@ impl Vantage {
             changed: Notify::new(),
             sender,
             probes_started: AtomicU64::new(0),
+            probes_passed: AtomicU64::new(0),
         });
         let publisher = shared.runtime.spawn(publish_loop(shared.clone(), options.publish_every)).abort_handle();
         Self { shared, publisher, report }
@@ -193,6 +195,11 @@ impl Vantage {
     /// Probes started since the start (for benchmarks and tests).
     pub fn probes_started(&self) -> u64 {
         self.shared.probes_started.load(Ordering::Relaxed)
+    }
+
+    /// Probes that passed since the start.
+    pub fn probes_passed(&self) -> u64 {
+        self.shared.probes_passed.load(Ordering::Relaxed)
     }
 
     /// Number of endpoints being probed.
@@ -301,6 +308,9 @@ impl Shared {
     }
 
     fn record(&self, state: &Mutex<EndpointState>, result: &ProbeResult) {
+        if result.is_success() {
+            self.probes_passed.fetch_add(1, Ordering::Relaxed);
+        }
         let mut state = lock(state);
         let changed = state.hysteresis.observe(result.is_success());
         state.report.last_latency_ms = result.latency_ms();

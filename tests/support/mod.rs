@@ -25,14 +25,16 @@ pub struct Script {
     pub status: u16,
     pub body: String,
     pub delay: Duration,
+    /// Send the body with chunked transfer encoding, in chunks of 3 bytes.
+    pub chunked: bool,
 }
 
 impl Script {
     pub fn ok(body: &str) -> Self {
-        Self { status: 200, body: body.into(), delay: Duration::ZERO }
+        Self { status: 200, body: body.into(), delay: Duration::ZERO, chunked: false }
     }
     pub fn status(status: u16) -> Self {
-        Self { status, body: String::new(), delay: Duration::ZERO }
+        Self { status, body: String::new(), delay: Duration::ZERO, chunked: false }
     }
 }
 
@@ -129,12 +131,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     seen.lock().unwrap().push(Seen { host, sni, path });
     let script = script.lock().unwrap().clone();
     tokio::time::sleep(script.delay).await;
-    let response = format!(
-        "HTTP/1.1 {} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        script.status,
-        script.body.len(),
-        script.body
-    );
+    let response = if script.chunked {
+        let chunks: String = script
+            .body
+            .as_bytes()
+            .chunks(3)
+            .map(|c| format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)))
+            .collect();
+        format!(
+            "HTTP/1.1 {} Scripted\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunks}0\r\n\r\n",
+            script.status
+        )
+    } else {
+        format!(
+            "HTTP/1.1 {} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            script.status,
+            script.body.len(),
+            script.body
+        )
+    };
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

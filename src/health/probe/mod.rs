@@ -124,6 +124,8 @@ pub struct HttpCheck {
     pub expect_status: Vec<u16>,
     /// A substring the body prefix must contain.
     pub body: Option<String>,
+    /// The request, built once.
+    pub request: Vec<u8>,
 }
 
 /// The probe kind with its compiled settings.
@@ -263,12 +265,16 @@ fn http_check(
     let sni = bare.trim_start_matches('[').trim_end_matches(']').to_string();
     let server_name = ServerName::try_from(sni).map_err(|e| format!("host {bare:?} is not a valid TLS name: {e}"))?;
     let path = h.path();
+    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let request = http::request_bytes(&path, &host_header)
+        .ok_or_else(|| format!("path {path:?} or host {host_header:?} holds spaces or control characters"))?;
     Ok(HttpCheck {
         host_header,
         server_name,
-        path: if path.starts_with('/') { path.to_string() } else { format!("/{path}") },
+        path,
         expect_status: h.expect_status(),
         body: h.body.as_ref().map(|b| b.value.clone()),
+        request,
     })
 }
 
@@ -276,23 +282,33 @@ fn http_check(
 /// a failed probe is one data point for the hysteresis, not a reason to probe again.
 pub async fn probe(target: &ProbeTarget) -> ProbeResult {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(target.timeout, attempt(target)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(ProbeFailure::Timeout(target.timeout)),
+    let deadline = started + target.timeout;
+    let (outcome, leftover) = match tokio::time::timeout_at(deadline, attempt(target)).await {
+        Ok(verdict) => verdict,
+        Err(_) => (Err(ProbeFailure::Timeout(target.timeout)), None),
     };
-    ProbeResult { outcome, latency: started.elapsed() }
+    let latency = started.elapsed();
+    if let Some(connection) = leftover {
+        // Let the server close first (see `http`); within the same deadline,
+        // and without changing the verdict.
+        let _ = tokio::time::timeout_at(deadline, connection.drain()).await;
+    }
+    ProbeResult { outcome, latency }
 }
 
-async fn attempt(target: &ProbeTarget) -> Result<(), ProbeFailure> {
+async fn attempt(target: &ProbeTarget) -> (Result<(), ProbeFailure>, Option<http::Leftover>) {
     if let Check::Unusable(reason) = &target.check {
-        return Err(ProbeFailure::Unusable(reason.clone()));
+        return (Err(ProbeFailure::Unusable(reason.clone())), None);
     }
-    let addr = resolve(&target.host, target.port).await?;
+    let addr = match resolve(&target.host, target.port).await {
+        Ok(addr) => addr,
+        Err(e) => return (Err(e), None),
+    };
     match &target.check {
-        Check::Http(http) => http::probe(addr, http, None).await,
-        Check::Https(http, setup) => http::probe(addr, http, Some(setup)).await,
-        Check::Tcp => tcp::probe(addr).await,
-        Check::Dns(dns) => dns.probe(addr).await,
+        Check::Http(check) => http::probe(addr, check, None).await,
+        Check::Https(check, setup) => http::probe(addr, check, Some(setup)).await,
+        Check::Tcp => (tcp::probe(addr).await, None),
+        Check::Dns(check) => (check.probe(addr).await, None),
         Check::Unusable(_) => unreachable!("handled above"),
     }
 }

@@ -4,12 +4,10 @@ use super::{ProbeFailure, io_failure};
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
-/// Opens a connection with Nagle off (a probe sends one small request).
+/// Opens a connection. Nagle stays on: a probe writes its request in one
+/// call, and skipping the extra system call matters at 10 000 probes/s.
 pub async fn connect(addr: SocketAddr) -> Result<TcpStream, ProbeFailure> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
-    // Best effort: failing to set the option does not make the endpoint unhealthy.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    TcpStream::connect(addr).await.map_err(|e| io_failure(&e))
 }
 
 /// Succeeds when the connection is accepted; the socket is closed at once.

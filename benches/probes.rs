@@ -1,0 +1,274 @@
+//! Probe engine cost (SPEC §12, issue 12): N endpoints on loopback probed every
+//! second over HTTP, a new connection per probe, compared with the floor — a
+//! bare tokio connect + GET loop at the same rate on the same targets.
+//!
+//! `cargo bench --bench probes -- [--endpoints 10000] [--seconds 30] [--ports 64]`
+//!
+//! The bench runs three processes of itself: an HTTP server on `--ports`
+//! loopback ports (many ports, so that client TIME_WAIT sockets do not exhaust
+//! one destination's ephemeral ports), then the floor and the engine one after
+//! the other, each measuring only its own CPU time (/proc/self/stat) and peak
+//! resident memory (VmHWM) over the measured window, after a warm-up.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use veer::health::{Vantage, VantageOptions};
+use veer::policy::{LoadedPolicy, policy_hash, source};
+use veer::time::SystemClock;
+
+const WARMUP: Duration = Duration::from_secs(3);
+/// Linux's USER_HZ: /proc reports CPU time in these ticks.
+const TICKS_PER_SECOND: u64 = 100;
+
+#[derive(Debug, Clone)]
+struct Options {
+    role: String,
+    endpoints: usize,
+    seconds: u64,
+    ports: Vec<u16>,
+    port_count: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options { role: "run".into(), endpoints: 10_000, seconds: 30, ports: Vec::new(), port_count: 64 };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_default();
+        match arg.as_str() {
+            "--role" => o.role = value(),
+            "--endpoints" => o.endpoints = value().parse().expect("--endpoints N"),
+            "--seconds" => o.seconds = value().parse().expect("--seconds S"),
+            "--ports" => o.port_count = value().parse().expect("--ports N"),
+            "--port-list" => o.ports = value().split(',').map(|p| p.parse().expect("port")).collect(),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    o
+}
+
+fn main() {
+    let o = options();
+    match o.role.as_str() {
+        "serve" => runtime().block_on(serve(o.port_count)),
+        "floor" => runtime().block_on(measure(&o, floor)),
+        "engine" => runtime().block_on(measure(&o, engine)),
+        _ => orchestrate(&o),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+fn orchestrate(o: &Options) {
+    let exe = std::env::current_exe().expect("own path");
+    let mut server = Command::new(&exe)
+        .args(["--role", "serve", "--ports", &o.port_count.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start server");
+    let mut ports = String::new();
+    BufReader::new(server.stdout.take().expect("piped")).read_line(&mut ports).expect("server ports");
+    let ports = ports.trim().to_string();
+    println!(
+        "probes bench: {} endpoints, 1s interval, {} s measured after {} s warm-up, {} server ports",
+        o.endpoints,
+        o.seconds,
+        WARMUP.as_secs(),
+        o.port_count
+    );
+    let mut rows = Vec::new();
+    for role in ["floor", "engine"] {
+        let out = Command::new(&exe)
+            .args(["--role", role, "--endpoints", &o.endpoints.to_string(), "--seconds", &o.seconds.to_string()])
+            .args(["--port-list", &ports])
+            .output()
+            .expect("run measurement");
+        std::io::stderr().write_all(&out.stderr).ok();
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        rows.push((role, line));
+    }
+    server.kill().ok();
+    server.wait().ok();
+    println!("{:<8} {:>10} {:>10} {:>12} {:>12}", "loop", "probes/s", "ok/s", "cpu µs/probe", "peak RSS MB");
+    let mut per_probe = Vec::new();
+    for (role, line) in &rows {
+        let f: Vec<f64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let [rate, ok, cpu, rss] = f[..] else {
+            println!("{role:<8} failed: {line}");
+            continue;
+        };
+        per_probe.push(cpu);
+        println!("{role:<8} {rate:>10.0} {ok:>10.0} {cpu:>12.1} {rss:>12.1}");
+    }
+    if let [floor, engine] = per_probe[..] {
+        println!("engine / floor CPU per probe: {:.2}x (target ≤ 1.3x)", engine / floor);
+    }
+}
+
+/// Serves `HTTP/1.1 200 ok` and closes, on `count` ports of 127.0.0.1.
+async fn serve(count: usize) {
+    let mut ports = Vec::new();
+    for _ in 0..count {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        ports.push(listener.local_addr().expect("addr").port());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { continue };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let mut seen = 0;
+                    loop {
+                        match stream.read(&mut buf[seen..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen += n,
+                        }
+                        if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == buf.len() {
+                            break;
+                        }
+                    }
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                });
+            }
+        });
+    }
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    println!("{}", list.join(","));
+    std::io::stdout().flush().ok();
+    std::future::pending::<()>().await;
+}
+
+struct Counters {
+    probes: Arc<AtomicU64>,
+    ok: Arc<AtomicU64>,
+}
+
+/// Runs `start` (which begins probing and returns its counters), waits for
+/// the warm-up, measures over `seconds`, prints `rate ok_rate cpu_us rss_mb`.
+async fn measure<F, Fut>(o: &Options, start: F)
+where
+    F: FnOnce(Options) -> Fut,
+    Fut: std::future::Future<Output = (Counters, Box<dyn std::any::Any>)>,
+{
+    let (counters, _keep) = start(o.clone()).await;
+    tokio::time::sleep(WARMUP).await;
+    let (probes0, ok0, cpu0) =
+        (counters.probes.load(Ordering::Relaxed), counters.ok.load(Ordering::Relaxed), cpu_ticks());
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let probes = counters.probes.load(Ordering::Relaxed) - probes0;
+    let ok = counters.ok.load(Ordering::Relaxed) - ok0;
+    let cpu_us = (cpu_ticks() - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
+    println!(
+        "{:.1} {:.1} {:.1} {:.1}",
+        probes as f64 / elapsed,
+        ok as f64 / elapsed,
+        cpu_us / probes.max(1) as f64,
+        peak_rss_kb() as f64 / 1024.0
+    );
+}
+
+/// The floor: per target, a tokio interval at a spread phase; each tick opens
+/// a connection, sends a GET, reads the response to the end.
+async fn floor(o: Options) -> (Counters, Box<dyn std::any::Any>) {
+    let probes = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..o.endpoints {
+        let port = o.ports[i % o.ports.len()];
+        let (probes, ok) = (probes.clone(), ok.clone());
+        let phase = Duration::from_secs(1) * i as u32 / o.endpoints as u32;
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            loop {
+                ticker.tick().await;
+                probes.fetch_add(1, Ordering::Relaxed);
+                let attempt = async {
+                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+                    stream.write_all(request.as_bytes()).await.ok()?;
+                    let mut response = Vec::with_capacity(128);
+                    stream.read_to_end(&mut response).await.ok()?;
+                    response.starts_with(b"HTTP/1.1 200").then_some(())
+                };
+                if let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(500), attempt).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    (Counters { probes, ok }, Box::new(AbortAll(tasks)))
+}
+
+struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|t| t.abort());
+    }
+}
+
+/// The engine: a Vantage probing one policy of N http endpoints.
+async fn engine(o: Options) -> (Counters, Box<dyn std::any::Any>) {
+    let mut yaml = String::from(
+        "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: { name: bench }\nspec:\n  record: { name: bench.example.test., type: A }\n  publishTo: [local]\n  routing: weighted\n  pools:\n    - name: main\n      endpoints:\n",
+    );
+    for i in 0..o.endpoints {
+        let port = o.ports[i % o.ports.len()];
+        yaml.push_str(&format!(
+            "        - {{ id: e{i}, address: 198.18.{}.{}, check: {{ address: 127.0.0.1, port: {port} }} }}\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    yaml.push_str("  healthCheck: { type: http, port: 80, path: /healthz, interval: 1s, timeout: 500ms }\n");
+    let docs = source::split_documents(&yaml);
+    let path = PathBuf::from("bench.yaml");
+    let policy = source::parse_document(&path, &docs[0]).expect("bench policy parses");
+    let loaded = LoadedPolicy { path, hash: policy_hash(&policy), policy };
+    let vantage = Vantage::start("bench", Arc::new(SystemClock::default()), VantageOptions::default());
+    vantage.replace_policies(&[loaded]);
+    let vantage = Arc::new(vantage);
+    let probes = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    // Mirror the vantage's counters so that `measure` reads them like the floor's.
+    let (p, k, v) = (probes.clone(), ok.clone(), vantage.clone());
+    let mirror = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            ticker.tick().await;
+            p.store(v.probes_started(), Ordering::Relaxed);
+            k.store(v.probes_passed(), Ordering::Relaxed);
+        }
+    });
+    (Counters { probes, ok }, Box::new((vantage, AbortAll(vec![mirror]))))
+}
+
+/// utime + stime of this process, in ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// Peak resident set size in KiB.
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
