@@ -11,4 +11,5 @@ pub mod health;
 pub mod metrics;
 pub mod planner;
 pub mod policy;
+pub mod sim;
 pub mod time;

@@ -1,6 +1,7 @@
 //! The `veer` command line (SPEC §10). Each subcommand is a small function that
 //! reads inputs, calls the core, prints, and returns an exit code.
 
+mod simulate;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the configuration reference (Markdown), as in the README.
     Reference,
+    /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
+    Simulate(simulate::Args),
 }
 
 /// Options shared by commands that read the controller config.
@@ -37,6 +40,7 @@ pub struct ConfigArg {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS

@@ -186,7 +186,10 @@ pub(super) fn plan_record(
                 HoldCause::Freeze,
                 format!("frozen by override {} ({}, by {})", freeze.id, freeze.reason, freeze.author),
             ))
-        } else if !forced && ctx.state.changes.len() >= spec.shift.max_changes_per_hour() as usize {
+        } else if !forced
+            && outcome.mode != PlanMode::ServeAll
+            && ctx.state.changes.len() >= spec.shift.max_changes_per_hour() as usize
+        {
             Some((
                 PlanMode::ChangeBudget,
                 HoldCause::ChangeBudget,
@@ -839,7 +842,7 @@ impl Ctx<'_, '_> {
                 };
                 Some(Decision {
                     level: f64::from(u8::from(serve)),
-                    next: self.warm[i],
+                    next: keep_warm(&self.warm[i], e, self.input.now),
                     reason: Some(reason),
                     forced: false,
                 })
