@@ -401,3 +401,100 @@ impl RecordWatch<'_> {
         self.levels = levels;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::EndpointHealth;
+
+    fn policy() -> FailoverPolicy {
+        serde_saphyr::from_str(
+            "apiVersion: veer/v1
+kind: FailoverPolicy
+metadata: { name: api }
+spec:
+  record: { name: api.example.com., type: A }
+  publishTo: [p]
+  routing: weighted
+  pools:
+    - name: east
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+        - { id: b, address: 192.0.2.2 }
+    - name: west
+      endpoints:
+        - { id: c, address: 192.0.2.3 }
+        - { id: d, address: 192.0.2.4 }
+  healthCheck: { type: tcp, port: 1 }
+  shift: { maxRemovePercent: 50 }
+  warmup: { stages: [10, 25, 50, 100], hold: 30s }
+  guards: { minCapacityPercent: 25 }
+",
+        )
+        .unwrap()
+    }
+
+    fn published(weights: &[(&str, u32)]) -> BTreeMap<String, ObservedRecord> {
+        let answers = weights.iter().map(|(id, w)| (id.to_string(), *w)).collect();
+        [("api".to_string(), ObservedRecord { answers })].into()
+    }
+
+    fn view(down: &[&str]) -> HealthView {
+        let mut v = HealthView::default();
+        for id in ["a", "b", "c", "d"] {
+            let state = if down.contains(&id) { HealthState::Down } else { HealthState::Up };
+            v.endpoints
+                .insert(EndpointKey::new("api", id), EndpointHealth { state, vantages_down: 0, vantages_fresh: 3 });
+        }
+        v
+    }
+
+    fn invariants<'c>(checker: &'c Checker<'_>) -> Vec<&'c str> {
+        checker.violations.iter().map(|v| v.invariant.as_str()).collect()
+    }
+
+    const FULL: [(&str, u32); 4] = [("a", 255), ("b", 255), ("c", 255), ("d", 255)];
+
+    #[test]
+    fn the_checker_flags_a_record_left_without_answers() {
+        let p = policy();
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&[]), &[], &published(&[]));
+        assert!(invariants(&c).contains(&"I1"));
+    }
+
+    #[test]
+    fn the_checker_flags_removals_beyond_the_velocity_cap() {
+        let p = policy();
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&["a", "b"]), &[], &published(&[("c", 255), ("d", 255)]));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.observe(Timestamp(2000), &view(&["a", "b", "c"]), &[], &published(&[("d", 255)]));
+        assert_eq!(invariants(&c), ["I5"]);
+    }
+
+    #[test]
+    fn the_checker_flags_a_return_at_full_weight_and_a_skipped_stage() {
+        let p = policy();
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&["a"]), &[], &published(&[("b", 255), ("c", 255), ("d", 255)]));
+        c.observe(Timestamp(2000), &view(&[]), &[], &published(&[("a", 26), ("b", 255), ("c", 255), ("d", 255)]));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.observe(Timestamp(40_000), &view(&[]), &[], &published(&[("a", 128), ("b", 255), ("c", 255), ("d", 255)]));
+        assert_eq!(invariants(&c), ["I6"], "10 % → 50 % skips the 25 % stage");
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&["a"]), &[], &published(&[("b", 255), ("c", 255), ("d", 255)]));
+        c.observe(Timestamp(2000), &view(&[]), &[], &published(&FULL));
+        assert_eq!(invariants(&c), ["I6"]);
+    }
+
+    #[test]
+    fn the_checker_flags_changes_while_the_checker_is_impaired() {
+        let p = policy();
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        let mut v = view(&["a"]);
+        v.impaired = Some("no fresh vantage data".into());
+        c.observe(Timestamp(1000), &v, &[], &published(&[("b", 255), ("c", 255), ("d", 255)]));
+        assert!(invariants(&c).contains(&"I7"));
+    }
+}

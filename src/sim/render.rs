@@ -72,7 +72,10 @@ pub fn svg(run: &Run) -> String {
     }
     let (width, chart_height, left, right, top, bottom) = (960.0, 320.0, 60.0, 180.0, 40.0, 40.0);
     let height = chart_height * by_record.len().max(1) as f64;
-    let end = run.steps.iter().map(|s| s.t).fold(1.0, f64::max);
+    // The run's end: the last tick plus one tick.
+    let last = run.steps.iter().map(|s| s.t).fold(0.0, f64::max);
+    let tick = run.steps.iter().map(|s| s.t).filter(|t| *t > 0.0).fold(f64::INFINITY, f64::min);
+    let end = if tick.is_finite() { last + tick } else { last.max(1.0) };
     let mut out = String::new();
     let _ = writeln!(
         out,

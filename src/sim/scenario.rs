@@ -238,11 +238,7 @@ pub fn load(path: &Path, policy_override: Option<&Path>) -> Result<Loaded, Vec<D
     }
     if loaded.policies.is_empty() {
         let at = document.spec.policy.as_ref().map_or(document.kind.referenced, |p| p.referenced);
-        return Err(vec![Diagnostic::error_at(
-            path,
-            at,
-            format!("{} holds no FailoverPolicy", policy_path.display()),
-        )]);
+        return Err(vec![Diagnostic::error_at(path, at, format!("{} holds no FailoverPolicy", policy_path.display()))]);
     }
     let policies: Vec<&FailoverPolicy> = loaded.policies.iter().map(|p| &p.policy).collect();
     let scenario = resolve(path, &document, &policies)?;
