@@ -16,8 +16,8 @@
 //!   full weight since the start (the run starts steady); a returning endpoint
 //!   enters at the first stage, a rise never skips a stage, and rises are at least
 //!   `hold` apart. Set-only: within any `hold`, more than one endpoint rejoins only
-//!   within `maxJoinPercent` (guard restores excepted). Pins, forced or immediate
-//!   failovers and all-unhealthy ticks are exempt.
+//!   within `maxJoinPercent` (guard restores excepted). Pins, freezes, forced or
+//!   immediate failovers, an impaired checker and all-unhealthy ticks are exempt.
 //! - **I7** while the checker is impaired nothing changes; when every endpoint is
 //!   down, `serve-all` publishes every undrained endpoint and `keep-last` changes nothing.
 
@@ -49,8 +49,9 @@ struct RecordWatch<'p> {
     joins: VecDeque<(Timestamp, u64)>,
     /// Published at every tick since the start: at full weight by construction.
     veterans: BTreeSet<String>,
-    /// Absolute level (fraction of full weight) at the previous tick, when measurable.
-    levels: BTreeMap<String, f64>,
+    /// Absolute level (fraction of full weight) at the previous tick, with its
+    /// rounding tolerance, when measurable.
+    levels: BTreeMap<String, (f64, f64)>,
     last_rise: BTreeMap<String, Timestamp>,
 }
 
@@ -69,7 +70,7 @@ impl<'p> Checker<'p> {
                     policy: p,
                     set_only: weighting == Weighting::SetOnly,
                     veterans: previous.keys().cloned().collect(),
-                    levels: previous.keys().map(|k| (k.clone(), 1.0)).collect(),
+                    levels: previous.keys().map(|k| (k.clone(), (1.0, 0.01))).collect(),
                     previous,
                     removals: VecDeque::new(),
                     changes: VecDeque::new(),
@@ -158,29 +159,30 @@ fn capacity(policy: &FailoverPolicy, id: &str) -> u64 {
 
 /// Whether `members` meet the floor (`failover`: some pool does, on its own capacity).
 fn floor_met(policy: &FailoverPolicy, members: &dyn Fn(&str) -> bool) -> bool {
-    {
-        let g = &policy.spec.guards;
-        let meets = |endpoints: &mut dyn Iterator<Item = (&str, u64)>| {
-            let (mut total, mut count, mut capacity) = (0u64, 0u32, 0u64);
-            for (id, cap) in endpoints {
-                total += cap;
-                if members(id) {
-                    count += 1;
-                    capacity += cap;
-                }
-            }
-            count >= g.min_healthy_endpoints()
-                && capacity as f64 * 100.0 + 1e-9 >= g.min_capacity_percent() * total as f64
-        };
-        match policy.spec.routing.value {
-            Routing::Weighted => {
-                meets(&mut policy.endpoints().map(|(_, e)| (e.id.value.as_str(), u64::from(e.capacity()))))
-            }
-            Routing::Failover => policy.spec.pools.value.iter().any(|pool| {
-                meets(&mut pool.endpoints.value.iter().map(|e| (e.id.value.as_str(), u64::from(e.capacity()))))
-            }),
+    match policy.spec.routing.value {
+        Routing::Weighted => meets(policy, &mut policy.endpoints().map(|(_, e)| e), members),
+        Routing::Failover => {
+            policy.spec.pools.value.iter().any(|pool| meets(policy, &mut pool.endpoints.value.iter(), members))
         }
     }
+}
+
+/// Whether the members among `endpoints` meet the floor against their capacity.
+fn meets<'e>(
+    policy: &FailoverPolicy,
+    endpoints: &mut dyn Iterator<Item = &'e crate::policy::model::Endpoint>,
+    members: &dyn Fn(&str) -> bool,
+) -> bool {
+    let g = &policy.spec.guards;
+    let (mut total, mut count, mut capacity) = (0u64, 0u32, 0u64);
+    for e in endpoints {
+        total += u64::from(e.capacity());
+        if members(&e.id.value) {
+            count += 1;
+            capacity += u64::from(e.capacity());
+        }
+    }
+    count >= g.min_healthy_endpoints() && capacity as f64 * 100.0 + 1e-9 >= g.min_capacity_percent() * total as f64
 }
 
 impl RecordWatch<'_> {
@@ -307,7 +309,8 @@ impl RecordWatch<'_> {
         let immediate = a
             .failover
             .is_some_and(|o| o.force || matches!(o.action, OverrideAction::FailoverToPool { immediate: true, .. }));
-        let exempt = previous.is_empty() || all_down || a.pinned || immediate || view.impaired.is_some();
+        // A freeze may hold weights that a pin set: they say nothing about warm-up.
+        let exempt = previous.is_empty() || all_down || a.pinned || a.frozen || immediate || view.impaired.is_some();
         self.veterans.retain(|v| current.contains_key(v));
         let stages: Vec<f64> = policy.spec.warmup.stages().iter().map(|s| s / 100.0).collect();
         let hold = policy.spec.warmup.hold();
@@ -322,7 +325,16 @@ impl RecordWatch<'_> {
                 }
                 let sum: u64 = self.joins.iter().map(|(_, c)| c).sum();
                 let limit = policy.spec.warmup.max_join_percent() * total as f64 / 100.0;
-                let restoring = !floor_met(policy, &|id| previous.contains_key(id));
+                // Joins a guard needs (the healthy published set fell below the floor) may exceed the pace.
+                // (`failover`: a pool that traffic moves to, judged on its own).
+                let kept = |id: &str| previous.contains_key(id) && state(id) != HealthState::Down && !drained(id);
+                let restoring = match policy.spec.routing.value {
+                    Routing::Weighted => !floor_met(policy, &kept),
+                    Routing::Failover => policy.spec.pools.value.iter().any(|pool| {
+                        pool.endpoints.value.iter().any(|e| joined.contains(&&e.id.value))
+                            && !meets(policy, &mut pool.endpoints.value.iter(), &kept)
+                    }),
+                };
                 if !joined.is_empty() && self.joins.len() > 1 && sum as f64 > limit + 1e-9 && !restoring {
                     report(
                         "I6",
@@ -338,13 +350,15 @@ impl RecordWatch<'_> {
             return;
         }
         if exempt {
+            // Levels seen through an exemption say nothing about warm-up: measure
+            // afresh next tick (rise times stay: the planner's stage clocks only move later).
             self.levels.clear();
-            for id in current.keys() {
-                self.last_rise.insert(id.clone(), now);
-            }
             return;
         }
-        let Some(anchor) = self.veterans.iter().find(|v| previous.contains_key(*v)).cloned() else {
+        // The veteran with the largest weight: the smallest rounding error.
+        let Some(anchor) =
+            self.veterans.iter().filter(|v| previous.contains_key(*v)).max_by_key(|v| current[*v]).cloned()
+        else {
             self.levels.clear();
             return;
         };
@@ -355,7 +369,7 @@ impl RecordWatch<'_> {
         for (id, w) in current {
             let level = per_capacity(id, *w) / scale;
             let tolerance = 0.01 + 1.0 / f64::from((*w).max(1)) + level / f64::from(anchor_weight.max(1));
-            levels.insert(id.clone(), level);
+            levels.insert(id.clone(), (level, tolerance));
             if !previous.contains_key(id) {
                 if level > stages[0] + tolerance {
                     report(
@@ -370,11 +384,12 @@ impl RecordWatch<'_> {
                 self.last_rise.insert(id.clone(), now);
                 continue;
             }
-            let Some(before) = self.levels.get(id).copied() else { continue };
+            let Some((before, tolerance_before)) = self.levels.get(id).copied() else { continue };
+            let tolerance = tolerance + tolerance_before;
             if level <= before + tolerance {
                 continue;
             }
-            let next = stages.iter().copied().find(|s| *s > before + tolerance).unwrap_or(1.0);
+            let next = stages.iter().copied().find(|s| *s > before + tolerance_before).unwrap_or(1.0);
             if level > next + tolerance {
                 report(
                     "I6",

@@ -171,8 +171,9 @@ pub fn run(scenario: &Scenario, policies: &[LoadedPolicy]) -> Run {
     Run { scenario: scenario.name.clone(), seed: scenario.seed, steps, violations: checker.violations }
 }
 
-/// The steady published state a run starts from.
-fn steady(policy: &FailoverPolicy, weighting: Weighting) -> ObservedRecord {
+/// The steady published state a run starts from: every endpoint (`failover`:
+/// the first pool's) at full weight.
+pub fn steady(policy: &FailoverPolicy, weighting: Weighting) -> ObservedRecord {
     let serving = |pool: usize| match policy.spec.routing.value {
         crate::policy::model::Routing::Weighted => true,
         crate::policy::model::Routing::Failover => pool == 0,
