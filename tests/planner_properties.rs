@@ -92,7 +92,19 @@ fn policy_shape() -> impl Strategy<Value = PolicyShape> {
         any::<bool>(),
     )
         .prop_map(
-            |(failover, pools, stages, hold_s, remove_percent, window_s, changes_per_hour, join_percent, min_endpoints, min_capacity, keep_last)| {
+            |(
+                failover,
+                pools,
+                stages,
+                hold_s,
+                remove_percent,
+                window_s,
+                changes_per_hour,
+                join_percent,
+                min_endpoints,
+                min_capacity,
+                keep_last,
+            )| {
                 PolicyShape {
                     failover,
                     pools,

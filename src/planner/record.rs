@@ -925,7 +925,12 @@ impl Ctx<'_, '_> {
                 };
                 Some(Decision {
                     level: f64::from(u8::from(serve)),
-                    next: keep_warm(&self.warm[i], e, self.input.now),
+                    // Drained out of a fail-open answer set: it returns through warm-up.
+                    next: if serve {
+                        keep_warm(&self.warm[i], e, self.input.now)
+                    } else {
+                        WarmupState::Out { retry_at: self.input.now, attempts: 0 }
+                    },
                     reason: Some(reason),
                     forced: false,
                 })

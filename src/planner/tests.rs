@@ -453,7 +453,6 @@ fn impact_previews_a_drain_and_names_the_guard_that_refuses_it() {
     assert!((forced.records[0].healthy_capacity_percent_after - 50.0).abs() < 1e-9);
 }
 
-
 #[test]
 fn a_new_leader_infers_full_weight_from_rounded_provider_weights() {
     let mut w = World::new(
@@ -468,7 +467,10 @@ fn a_new_leader_infers_full_weight_from_rounded_provider_weights() {
 ",
     );
     // 18 : 84 : 25 scaled to 255 and rounded: no stage is visible in them.
-    w.observed.insert("api".into(), ObservedRecord { answers: [("a".into(), 55), ("b".into(), 255), ("c".into(), 76)].into() });
+    w.observed.insert(
+        "api".into(),
+        ObservedRecord { answers: [("a".into(), 55), ("b".into(), 255), ("c".into(), 76)].into() },
+    );
     let r = w.step(Duration::ZERO);
     assert!(r.changes.is_empty());
     assert!(w.state.records["api"].endpoints.values().all(|s| *s == WarmupState::Full), "{:?}", w.state);

@@ -53,6 +53,8 @@ struct RecordWatch<'p> {
     /// rounding tolerance, when measurable.
     levels: BTreeMap<String, (f64, f64)>,
     last_rise: BTreeMap<String, Timestamp>,
+    /// Set by an exempt tick, cleared by the next change.
+    unmeasured: bool,
 }
 
 impl<'p> Checker<'p> {
@@ -76,6 +78,7 @@ impl<'p> Checker<'p> {
                     changes: VecDeque::new(),
                     joins: VecDeque::new(),
                     last_rise: BTreeMap::new(),
+                    unmeasured: false,
                 }
             })
             .collect();
@@ -349,12 +352,15 @@ impl RecordWatch<'_> {
             }
             return;
         }
-        if exempt {
-            // Levels seen through an exemption say nothing about warm-up: measure
-            // afresh next tick (rise times stay: the planner's stage clocks only move later).
+        if exempt || (self.unmeasured && !changed) {
+            // Weights seen through an exemption (and held unchanged after it, e.g.
+            // by the change budget) say nothing about warm-up: measure afresh after
+            // the next change (rise times stay: the planner's stage clocks only move later).
             self.levels.clear();
+            self.unmeasured = true;
             return;
         }
+        self.unmeasured = false;
         // The veteran with the largest weight: the smallest rounding error.
         let Some(anchor) =
             self.veterans.iter().filter(|v| previous.contains_key(*v)).max_by_key(|v| current[*v]).cloned()
