@@ -16,4 +16,5 @@ pub mod health;
 pub mod metrics;
 pub mod planner;
 pub mod policy;
+pub mod sim;
 pub mod time;

@@ -3,6 +3,7 @@
 
 mod check;
 mod plan;
+mod simulate;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ pub enum Command {
     Run(plan::RunArgs),
     /// Print the configuration reference (Markdown), as in the README.
     Reference,
+    /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
+    Simulate(simulate::Args),
 }
 
 /// Options shared by commands that read the controller config.
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run_plan(&args),
         Command::Run(args) => plan::run_once(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS

@@ -227,7 +227,8 @@ pub struct Held {
 ///   `minHealthyEndpoints` / `minCapacityPercent` while healthy capacity could meet them.
 /// - I5: automated removals per `shift.window` stay within `maxRemovePercent` of the
 ///   record's capacity; a record changes at most `maxChangesPerHour` times per hour
-///   (forced overrides and first answers excepted); excess is held and reported.
+///   (forced overrides, fail-open serve-all and first answers excepted); excess is
+///   held and reported.
 /// - I6: an endpoint rises at most one warm-up stage per plan and per `hold`; a failure
 ///   during warm-up resets it once it is removed, and it retries after a jittered backoff.
 /// - I7: an impaired checker holds the last answers; all-unhealthy follows `onAllUnhealthy`.

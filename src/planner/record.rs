@@ -132,7 +132,8 @@ pub(super) fn plan_record(
     let window = spec.shift.window();
     state.removals.retain(|r| now.since(r.at) < window);
     state.changes.retain(|t| now.since(*t) < HOUR);
-    state.joins.retain(|j| now.since(j.at) < spec.warmup.hold());
+    // A join counts for `hold` and at least for the instant it happened (`hold: 0s`).
+    state.joins.retain(|j| now.since(j.at) < spec.warmup.hold() || j.at >= now);
     let published: BTreeMap<String, u32> = observed.map_or_else(|| state.published.clone(), |o| o.answers.clone());
     let published_weight: Vec<u32> = eps.iter().map(|e| published.get(e.id).copied().unwrap_or(0)).collect();
     let is_published: Vec<bool> = published_weight.iter().map(|w| *w > 0).collect();
@@ -186,7 +187,10 @@ pub(super) fn plan_record(
                 HoldCause::Freeze,
                 format!("frozen by override {} ({}, by {})", freeze.id, freeze.reason, freeze.author),
             ))
-        } else if !forced && ctx.state.changes.len() >= spec.shift.max_changes_per_hour() as usize {
+        } else if !forced
+            && outcome.mode != PlanMode::ServeAll
+            && ctx.state.changes.len() >= spec.shift.max_changes_per_hour() as usize
+        {
             Some((
                 PlanMode::ChangeBudget,
                 HoldCause::ChangeBudget,
@@ -265,6 +269,21 @@ pub(super) fn plan_record(
     (plan, next)
 }
 
+/// Failed warm-up attempts recorded in a state.
+fn warm_attempts(warm: &WarmupState) -> u32 {
+    match warm {
+        WarmupState::Out { attempts, .. } | WarmupState::Warming { attempts, .. } => *attempts,
+        WarmupState::Full => 0,
+    }
+}
+
+/// Whether a stage begun at `since` has lasted its `hold` by `now`. A stage always
+/// lasts past the instant it began, even with `hold: 0s`, so that re-planning at
+/// the same instant never climbs another stage (I6, I9).
+fn stage_done(since: Timestamp, now: Timestamp, hold: Duration) -> bool {
+    now > since && now.since(since) >= hold
+}
+
 /// A warm-up state with nothing applied: a warming endpoint that is not healthy
 /// loses its continuous-health clock (I6: each stage needs `hold` of continuous health).
 fn keep_warm(warm: &WarmupState, ep: &Ep<'_>, now: Timestamp) -> WarmupState {
@@ -278,7 +297,8 @@ fn keep_warm(warm: &WarmupState, ep: &Ep<'_>, now: Timestamp) -> WarmupState {
 
 /// Warm-up states, taken from the store, or inferred from what is published when
 /// the store has none (leader start without state): a published endpoint keeps its
-/// relative level rounded down to a stage, so a new leader never raises anyone.
+/// relative level rounded to a stage (within the provider's integer rounding), so
+/// a new leader does not restart a serving fleet's warm-up.
 fn infer_warmup(
     eps: &[Ep<'_>],
     state: &RecordState,
@@ -287,8 +307,11 @@ fn infer_warmup(
     set_only: bool,
     now: Timestamp,
 ) -> Vec<WarmupState> {
-    let per_capacity = |i: usize| published[i] as f64 / eps[i].capacity.max(1) as f64;
-    let top = (0..eps.len()).map(per_capacity).fold(0.0, f64::max);
+    // Provider weights are rounded integers: compare the most each endpoint's
+    // weight could stand for with the least the top one could.
+    let upper = |i: usize| (published[i] as f64 + 0.5) / eps[i].capacity.max(1) as f64;
+    let lower = |i: usize| (published[i] as f64 - 0.5).max(0.0) / eps[i].capacity.max(1) as f64;
+    let top = (0..eps.len()).filter(|i| published[*i] > 0).map(lower).fold(0.0, f64::max);
     let last = stages.len().saturating_sub(1);
     eps.iter()
         .enumerate()
@@ -302,7 +325,7 @@ fn infer_warmup(
             if set_only {
                 return WarmupState::Full;
             }
-            let percent = per_capacity(i) / top * 100.0;
+            let percent = if top > 0.0 { upper(i) / top * 100.0 } else { 100.0 };
             let stage = stages.iter().rposition(|s| *s <= percent + 0.5).unwrap_or(0);
             if stage >= last { WarmupState::Full } else { WarmupState::Warming { stage, since: now, attempts: 0 } }
         })
@@ -444,9 +467,20 @@ impl Ctx<'_, '_> {
             .enumerate()
             .map(|(i, e)| {
                 let level = if pins[i] > 0 { 1.0 } else { 0.0 };
+                // Pinned out is like drained: it returns through warm-up when the pin
+                // ends. Pinned in from out of service starts warming.
+                let now = self.input.now;
+                let next = match (pins[i] > 0, self.warm[i]) {
+                    (false, _) => WarmupState::Out { retry_at: now, attempts: 0 },
+                    (true, WarmupState::Out { attempts, .. }) if self.stages.len() > 1 => {
+                        WarmupState::Warming { stage: 0, since: now, attempts }
+                    }
+                    (true, WarmupState::Out { .. }) => WarmupState::Full,
+                    (true, warm) => warm,
+                };
                 Some(Decision {
                     level,
-                    next: self.warm[i],
+                    next,
                     reason: Some(format!("{} pinned to {} by {} ({})", e.id, pins[i], pin.id, pin.reason)),
                     forced: pin.force,
                 })
@@ -506,6 +540,7 @@ impl Ctx<'_, '_> {
 
         // Failover: the serving pool, and the pool that bridges its warm-up.
         let mut serving: Vec<bool> = vec![true; n];
+        let mut bridge_pool = None;
         let mut immediate = false;
         let mut forced_pool = false;
         let mut active_pool = None;
@@ -539,8 +574,18 @@ impl Ctx<'_, '_> {
                 .or_else(|| (0..self.pools).find(|p| (0..n).any(|i| available[i] && self.eps[i].pool == *p)));
             if let Some(active) = active {
                 active_pool = Some(active);
-                let warming =
-                    (0..n).any(|i| self.eps[i].pool == active && available[i] && self.warm[i] != WarmupState::Full);
+                // Whether the active pool is still warming once this plan's warm-up
+                // steps are taken (so that re-planning at once yields the same bridge).
+                let hold = spec.warmup.hold();
+                let last = self.stages.len() - 1;
+                let full_after = |i: usize| match self.warm[i] {
+                    WarmupState::Full => true,
+                    WarmupState::Warming { stage, since, .. } => {
+                        immediate || (stage_done(since, now, hold) && stage + 1 >= last)
+                    }
+                    WarmupState::Out { retry_at, .. } => (immediate || last == 0) && now >= retry_at,
+                };
+                let warming = (0..n).any(|i| self.eps[i].pool == active && available[i] && !full_after(i));
                 let bridge = if warming {
                     (0..self.pools).filter(|p| *p != active).find(|p| {
                         (0..n).any(|i| {
@@ -553,6 +598,7 @@ impl Ctx<'_, '_> {
                 } else {
                     None
                 };
+                bridge_pool = bridge;
                 for (i, serves) in serving.iter_mut().enumerate() {
                     let pool = self.eps[i].pool;
                     *serves = pool == active
@@ -635,7 +681,7 @@ impl Ctx<'_, '_> {
                         if immediate && active_pool == Some(e.pool) {
                             let reason = format!("{} warm-up skipped by failover --now → 100%", e.id);
                             Decision { level: 1.0, next: WarmupState::Full, reason: Some(reason), forced: forced_pool }
-                        } else if now.since(since) >= hold {
+                        } else if stage_done(since, now, hold) {
                             let next = if stage + 1 >= last {
                                 WarmupState::Full
                             } else {
@@ -705,6 +751,11 @@ impl Ctx<'_, '_> {
             decisions.push(d);
         }
 
+        // Endpoints brought in by a guard or never-empty start warming, except in a
+        // pool a `failover --now` override sends traffic to.
+        let start_for = |i: usize, attempts: u32| {
+            if immediate && active_pool == Some(self.eps[i].pool) { WarmupState::Full } else { start_stage(attempts) }
+        };
         // Guards (I4): restore healthy endpoints held back by warm-up pacing when the
         // published set would fall below the floor.
         let members = |decisions: &[Decision]| -> Vec<bool> { decisions.iter().map(|d| d.level > 0.0).collect() };
@@ -715,7 +766,7 @@ impl Ctx<'_, '_> {
                     break;
                 }
                 if available[i] && serving[i] && decisions[i].level == 0.0 {
-                    let next = start_stage(0);
+                    let next = start_for(i, 0);
                     let level = if self.set_only { 1.0 } else { next.level(self.stages) };
                     let reason =
                         format!("{} restored at {}: guard needs it ({why})", self.eps[i].id, self.percent(level));
@@ -738,6 +789,62 @@ impl Ctx<'_, '_> {
                     HoldCause::Guard,
                     format!("guard unmet, not enough healthy capacity: {still}"),
                 );
+            }
+        }
+
+        // Never empty (I1): keep something. First what the rules would serve next
+        // anyway (healthy endpoints held back by warm-up pacing), then healthy
+        // published answers (e.g. under forced drains of everything), then anything
+        // healthy, anything published, anything not down, anything — in that order,
+        // so that re-planning picks the same answers. Before the velocity cap,
+        // which only ever keeps more.
+        if decisions.iter().all(|d| d.level <= 0.0) {
+            let classes: [&dyn Fn(usize) -> bool; 6] = [
+                &|i| available[i] && serving[i],
+                &|i| up[i] && self.is_published[i],
+                &|i| up[i],
+                &|i| self.is_published[i],
+                &|i| self.eps[i].state() != HealthState::Down,
+                &|_| true,
+            ];
+            let keep: Vec<usize> = classes
+                .iter()
+                .map(|class| (0..n).filter(|i| class(*i)).collect::<Vec<_>>())
+                .find(|v| !v.is_empty())
+                .unwrap_or_default();
+            for i in keep {
+                let warm = self.warm[i];
+                let next = if warm.level(self.stages) > 0.0 { warm } else { start_for(i, warm_attempts(&warm)) };
+                let level = if self.set_only { 1.0 } else { next.level(self.stages) };
+                if self.set_only && !self.is_published[i] {
+                    joins.push(Join { at: now, endpoint: self.eps[i].id.to_string(), capacity: self.eps[i].capacity });
+                }
+                let reason = format!("{} kept: a record is never left without answers", self.eps[i].id);
+                decisions[i] = Decision { level, next, reason: Some(reason), forced: false };
+            }
+        }
+
+        // A bridge ends as soon as the serving pool is warm — also when a guard warmed
+        // it in this very plan, so that re-planning does not end it one plan later.
+        if let (Some(bridge), Some(active)) = (bridge_pool, active_pool) {
+            let warm_now = (0..n)
+                .filter(|i| self.eps[*i].pool == active && available[*i])
+                .all(|i| decisions[i].next == WarmupState::Full);
+            if warm_now {
+                let active_name = &spec.pools.value[active].name.value;
+                let bridging: Vec<usize> =
+                    (0..n).filter(|i| self.eps[*i].pool == bridge && decisions[*i].level > 0.0).collect();
+                for i in bridging {
+                    let e = &self.eps[i];
+                    let reason =
+                        format!("{} pool {} is not serving (failover to {active_name}) → weight 0", e.id, e.pool_name);
+                    decisions[i] = Decision {
+                        level: 0.0,
+                        next: WarmupState::Out { retry_at: now, attempts: 0 },
+                        reason: Some(reason),
+                        forced: false,
+                    };
+                }
             }
         }
 
@@ -781,27 +888,6 @@ impl Ctx<'_, '_> {
             }
         }
 
-        // Never empty (I1): keep something, preferring healthy and published answers.
-        if decisions.iter().all(|d| d.level <= 0.0) {
-            let classes: [&dyn Fn(usize) -> bool; 4] =
-                [&|i| up[i] && self.is_published[i], &|i| up[i], &|i| self.is_published[i], &|i| {
-                    self.eps[i].state() != HealthState::Down
-                }];
-            let keep: Vec<usize> = classes
-                .iter()
-                .map(|class| (0..n).filter(|i| class(*i)).collect::<Vec<_>>())
-                .find(|v| !v.is_empty())
-                .unwrap_or_else(|| (0..n).collect());
-            for i in keep {
-                let warm = self.warm[i];
-                let next = if warm.level(self.stages) > 0.0 { warm } else { start_stage(0) };
-                let level = if self.set_only { 1.0 } else { next.level(self.stages) };
-                let reason = format!("{} kept: a record is never left without answers", self.eps[i].id);
-                decisions[i] = Decision { level, next, reason: Some(reason), forced: false };
-            }
-            removals.retain(|r| decisions.iter().zip(self.eps).any(|(d, e)| e.id == r.endpoint && d.level <= 0.0));
-        }
-
         Outcome {
             mode: PlanMode::Normal,
             decisions: decisions.into_iter().map(Some).collect(),
@@ -839,7 +925,12 @@ impl Ctx<'_, '_> {
                 };
                 Some(Decision {
                     level: f64::from(u8::from(serve)),
-                    next: self.warm[i],
+                    // Drained out of a fail-open answer set: it returns through warm-up.
+                    next: if serve {
+                        keep_warm(&self.warm[i], e, self.input.now)
+                    } else {
+                        WarmupState::Out { retry_at: self.input.now, attempts: 0 }
+                    },
                     reason: Some(reason),
                     forced: false,
                 })

@@ -402,10 +402,8 @@ fn failover_serves_the_first_qualifying_pool_and_returns_through_warm_up() {
     // The primary warms at 50 % while the standby bridges at 100 %.
     assert_eq!(World::weights(&r), [("a", 128), ("b", 128), ("c", 255)]);
     let r = w.step(Duration::from_secs(10));
-    assert_eq!(World::weights(&r), [("a", 255), ("b", 255), ("c", 255)], "full now; the bridge ends next plan");
-    let r = w.step(S);
-    assert_eq!(World::weights(&r), [("a", 255), ("b", 255)]);
-    assert!(r.changes[0].reason.contains("not serving"), "{:?}", r.changes);
+    assert_eq!(World::weights(&r), [("a", 255), ("b", 255)], "the primary is warm: the bridge ends");
+    assert!(r.changes[2].reason.contains("not serving"), "{:?}", r.changes);
 }
 
 #[test]
@@ -453,4 +451,27 @@ fn impact_previews_a_drain_and_names_the_guard_that_refuses_it() {
     assert!(forced.records[0].guard_bypassed.is_some());
     assert_eq!(forced.records[0].after.len(), 2);
     assert!((forced.records[0].healthy_capacity_percent_after - 50.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_new_leader_infers_full_weight_from_rounded_provider_weights() {
+    let mut w = World::new(
+        "  routing: weighted
+  pools:
+    - name: p
+      endpoints:
+        - { id: a, address: 192.0.2.1, capacity: 18 }
+        - { id: b, address: 192.0.2.2, capacity: 84 }
+        - { id: c, address: 192.0.2.3, capacity: 25 }
+  warmup: { stages: [50, 100], hold: 0s }
+",
+    );
+    // 18 : 84 : 25 scaled to 255 and rounded: no stage is visible in them.
+    w.observed.insert(
+        "api".into(),
+        ObservedRecord { answers: [("a".into(), 55), ("b".into(), 255), ("c".into(), 76)].into() },
+    );
+    let r = w.step(Duration::ZERO);
+    assert!(r.changes.is_empty());
+    assert!(w.state.records["api"].endpoints.values().all(|s| *s == WarmupState::Full), "{:?}", w.state);
 }
