@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod fake_kube;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
