@@ -49,7 +49,7 @@ async fn epochs_strictly_increase_across_leaders_and_a_step_down_hands_over_at_o
     let second = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap().unwrap();
     println!("hand-over after step-down: {:?}", stepped.elapsed());
     assert!(second > first, "{second} must be greater than {first}");
-    assert!(matches!(a.fence(first, Duration::ZERO), Err(_)));
+    assert!(a.fence(first, Duration::ZERO).is_err());
     b.release().await.unwrap();
     let third = tokio::time::timeout(Duration::from_secs(10), a.campaign()).await.unwrap().unwrap();
     assert!(third > second, "{third} must be greater than {second}");
@@ -87,7 +87,8 @@ async fn overrides_written_by_a_follower_survive_a_leader_change_and_a_restart_a
     let b = coordinator(&etcd, "/t/overrides", "b", short()).await;
     let epoch = a.campaign().await.unwrap();
 
-    let drain = Entry::expiring(json!({"drain": "pool/aws-use1", "author": "ops", "reason": "test"}), Timestamp(50_000));
+    let drain =
+        Entry::expiring(json!({"drain": "pool/aws-use1", "author": "ops", "reason": "test"}), Timestamp(50_000));
     b.put(&Key::new(Space::Overrides, "drain-aws-use1"), &drain, Writer::Replica).await.unwrap();
     let err = b.put(&Key::new(Space::Warmup, "x"), &Entry::new(json!(1)), Writer::Replica).await.unwrap_err();
     assert!(matches!(err, CoordError::LeaderOnly { .. }), "{err}");
@@ -224,16 +225,14 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
             ("VEER_ID", format!("c{i}")),
         ]
     };
-    let mut helpers: Vec<Helper> =
-        (0..3).map(|i| Helper::spawn("helper_contender", &envs(i), i, &lines)).collect();
+    let mut helpers: Vec<Helper> = (0..3).map(|i| Helper::spawn("helper_contender", &envs(i), i, &lines)).collect();
 
     // Exactly one leader.
     let (_, first) = lines.wait_for(0, Duration::from_secs(30), |l| word(l, 0) == "LEADER").expect("a leader");
     let (p1, e1) = (first.proc, epoch_of(&first));
     lines.wait_for(0, Duration::from_secs(10), |l| l.proc == p1 && word(l, 0) == "WROTE").expect("leader writes");
     std::thread::sleep(Duration::from_millis(1500));
-    let leaders: Vec<usize> =
-        lines.snapshot().iter().filter(|l| word(l, 0) == "LEADER").map(|l| l.proc).collect();
+    let leaders: Vec<usize> = lines.snapshot().iter().filter(|l| word(l, 0) == "LEADER").map(|l| l.proc).collect();
     assert_eq!(leaders, vec![p1], "exactly one leader while it is healthy");
 
     // SIGSTOP the leader past its lease: a successor with a greater epoch appears.

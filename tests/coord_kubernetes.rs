@@ -165,7 +165,11 @@ async fn the_config_map_store_round_trips_large_values_lists_by_space_and_keeps_
 
     a.delete(&key, Writer::Leader(epoch)).await.unwrap();
     assert_eq!(a.get(&key).await.unwrap(), None);
-    let labelled = fake.state.lock().unwrap().object(MAPS, "veer", &a.config_map_name(&Key::new(Space::Overrides, "drain-use1-a")));
+    let labelled = fake.state.lock().unwrap().object(
+        MAPS,
+        "veer",
+        &a.config_map_name(&Key::new(Space::Overrides, "drain-use1-a")),
+    );
     let labels = &labelled.unwrap()["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], json!("veer"));
 }

@@ -84,14 +84,14 @@ impl FakeState {
 
 type Shared = Arc<Mutex<FakeState>>;
 
-fn parse(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()))
+fn parse(body: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| Box::new(status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string())))
 }
 
 fn create(state: &Shared, kind: &str, ns: String, body: Bytes) -> Response {
     let mut object = match parse(&body) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut s = state.lock().unwrap();
     let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
@@ -117,7 +117,7 @@ fn read(state: &Shared, kind: &str, ns: String, name: String) -> Response {
 fn replace(state: &Shared, kind: &str, ns: String, name: String, body: Bytes) -> Response {
     let mut object = match parse(&body) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut s = state.lock().unwrap();
     let key = (kind.to_owned(), ns, name.clone());
@@ -128,7 +128,10 @@ fn replace(state: &Shared, kind: &str, ns: String, name: String, body: Bytes) ->
     if let Some(asked) = object["metadata"]["resourceVersion"].as_str()
         && Some(asked) != stored.as_str()
     {
-        return s.conflict(kind, format!("Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified"));
+        return s.conflict(
+            kind,
+            format!("Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified"),
+        );
     }
     object["metadata"]["uid"] = current["metadata"]["uid"].clone();
     object["metadata"]["resourceVersion"] = json!(s.next_revision());
