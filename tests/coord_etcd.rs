@@ -237,8 +237,8 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
 
     // SIGSTOP the leader past its lease: a successor with a greater epoch appears.
     let mark = lines.len();
-    helpers[p1].signal("STOP");
     let stopped = Instant::now();
+    helpers[p1].signal("STOP");
     let (_, second) = lines
         .wait_for(mark, Duration::from_secs(30), |l| l.proc != p1 && word(l, 0) == "LEADER")
         .expect("a successor while the leader is paused");
@@ -250,8 +250,8 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
 
     // SIGCONT: the old leader observes the loss within the renew deadline and writes nothing.
     let mark = lines.len();
-    helpers[p1].signal("CONT");
     let resumed = Instant::now();
+    helpers[p1].signal("CONT");
     let (lost_index, lost) = lines
         .wait_for(mark, Duration::from_secs(10), |l| l.proc == p1 && word(l, 0) == "LOST")
         .expect("the paused leader observes its loss");
@@ -273,8 +273,8 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
 
     // kill -9 the current leader: a successor takes over.
     let mark = lines.len();
-    helpers[p2].kill();
     let killed = Instant::now();
+    helpers[p2].kill();
     let (_, third) = lines
         .wait_for(mark, Duration::from_secs(30), |l| l.proc != p2 && word(l, 0) == "LEADER")
         .expect("a successor after kill -9");

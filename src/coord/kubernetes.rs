@@ -195,11 +195,20 @@ impl KubernetesCoordinator {
     }
 }
 
+/// Applies the renew deadline even when nothing else runs, and clears the holder of a
+/// Lease whose tenure ended (if it still names us), so a successor need not wait it out.
 async fn tick(inner: Weak<Inner>) {
     loop {
         let period = match inner.upgrade() {
             Some(inner) => {
-                inner.cell.current();
+                // Only the Lease of the tenure that ended: a campaign may hold a newer one.
+                let ended = match inner.cell.current() {
+                    Leadership::Lost { epoch, .. } => inner.held().as_ref().is_some_and(|h| h.epoch == epoch),
+                    _ => false,
+                };
+                if ended {
+                    inner.give_up().await;
+                }
                 (inner.options.timings.retry / 4).max(Duration::from_millis(20))
             }
             None => return,
