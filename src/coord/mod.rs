@@ -523,6 +523,17 @@ mod tests {
         assert!(Entry::new(serde_json::json!(1)).is_live(Timestamp(u64::MAX)));
     }
 
+    #[tokio::test]
+    async fn open_builds_the_standalone_backend_by_default_and_checks_the_timings() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CoordinationConfig::default();
+        let coord = open(&config, "host-1", "prod-a", dir.path().join("state.json")).await.unwrap();
+        assert_eq!(coord.identity(), "host-1");
+        let epoch = coord.campaign().await.unwrap();
+        assert!(coord.fence(epoch, Duration::from_secs(60)).is_ok());
+        assert_eq!(coord.leadership().borrow().epoch(), Some(epoch));
+    }
+
     #[test]
     fn overrides_and_vantages_are_the_only_spaces_followers_write() {
         let open: Vec<Space> = Space::ALL.into_iter().filter(|s| !s.leader_only()).collect();
