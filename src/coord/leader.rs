@@ -259,6 +259,11 @@ impl LeaderCell {
             return state.tenure.leadership();
         }
         let next = step(&state.tenure, event, now, &self.timings);
+        if let (Tenure::Leader { epoch: a, renewed_at: before }, Tenure::Leader { epoch: b, renewed_at: after }) =
+            (&state.tenure, &next)
+        {
+            debug_assert!(a != b || after >= before, "renewed_at never decreases within a tenure");
+        }
         if let Tenure::Leader { epoch, .. } = &next {
             state.highest_epoch = Some(state.highest_epoch.map_or(*epoch, |h| h.max(*epoch)));
         }
