@@ -145,8 +145,10 @@ async fn losing_etcd_quorum_makes_leader_writes_fail_fast_and_the_leader_steps_d
     println!("quorum lost: write failed after {write_took:?}, leader stepped down after {step_down:?}");
     assert!(write_took < Duration::from_secs(5), "the write took {write_took:?}");
     assert!(lost.is_some(), "the leader must step down without quorum");
-    // The renew deadline (2 s) counts from the last renewal, which preceded the loss.
-    assert!(step_down < Duration::from_secs(2) + Duration::from_secs(3), "stepped down after {step_down:?}");
+    // The renew deadline (2 s) counts from the last accepted renewal; the surviving member
+    // may still answer keep-alives for up to its election timeout (1 s) after the loss. The
+    // rest is slack for a shared, noisy machine.
+    assert!(step_down < Duration::from_secs(2 + 1 + 5), "stepped down after {step_down:?}");
     assert!(a.fence(epoch, Duration::ZERO).is_err());
 }
 
