@@ -68,6 +68,21 @@ async fn two_electors_racing_for_an_expired_lease_produce_exactly_one_leader_wit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elector_that_loses_the_acquisition_race_with_409_waits_for_the_winners_lease() {
+    let fake = FakeKube::start().await;
+    fake.state.lock().unwrap().insert(LEASES, "veer", expired_lease("gone-pod", 4));
+    fake.state.lock().unwrap().steal_next_lease_update = Some("pod-b".into());
+    let a = elector(&fake, "pod-a", short()).await;
+    let started = std::time::Instant::now();
+    let epoch = tokio::time::timeout(Duration::from_secs(15), a.campaign()).await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert_eq!(fake.state.lock().unwrap().conflicts.get(LEASES), Some(&1), "the first acquisition got a 409");
+    assert_eq!(epoch.0, 6, "pod-b's tenure (5) came between");
+    // pod-b's record (leaseDurationSeconds 1) had to stay unchanged for a whole lease.
+    assert!(waited >= Duration::from_secs(2), "acquired after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_holders_renewal_is_rejected_with_409_and_it_stops_writing_at_once() {
     let fake = FakeKube::start().await;
     let a = elector(&fake, "pod-a", short()).await;

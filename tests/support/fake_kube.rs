@@ -19,6 +19,9 @@ pub struct FakeState {
     objects: BTreeMap<(String, String, String), Value>,
     /// Conflicts answered, by kind.
     pub conflicts: HashMap<String, u64>,
+    /// When set, the next Lease update loses a race: just before it is applied, the Lease is
+    /// taken by this holder (transitions + 1, new `resourceVersion`), so the update gets 409.
+    pub steal_next_lease_update: Option<String>,
 }
 
 /// A running fake API server.
@@ -120,6 +123,16 @@ fn replace(state: &Shared, kind: &str, ns: String, name: String, body: Bytes) ->
         Err(r) => return *r,
     };
     let mut s = state.lock().unwrap();
+    if kind == "leases"
+        && let Some(thief) = s.steal_next_lease_update.take()
+    {
+        let ns = ns.clone();
+        s.modify(kind, &ns, &name, |lease| {
+            let transitions = lease["spec"]["leaseTransitions"].as_i64().unwrap_or(0);
+            lease["spec"]["holderIdentity"] = json!(thief);
+            lease["spec"]["leaseTransitions"] = json!(transitions + 1);
+        });
+    }
     let key = (kind.to_owned(), ns, name.clone());
     let Some(current) = s.objects.get(&key) else {
         return status(StatusCode::NOT_FOUND, "NotFound", format!("{kind} \"{name}\" not found"));
