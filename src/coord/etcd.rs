@@ -160,12 +160,26 @@ impl EtcdCoordinator {
 }
 
 /// Applies the renew deadline even when nothing else runs (e.g. right after SIGCONT), so
-/// observers of [`Coordinator::leadership`] learn of the loss promptly.
+/// observers of [`Coordinator::leadership`] learn of the loss promptly; and gives up the
+/// lease of a tenure that ended, so that a successor does not wait for a replica that no
+/// longer writes (its keep-alives might otherwise keep the election key alive).
 async fn tick(inner: Weak<Inner>) {
     loop {
         let period = match inner.upgrade() {
             Some(inner) => {
-                inner.cell.current();
+                // Only the session of the tenure that ended: a campaign may be installing a
+                // newer one right now.
+                let ended = match inner.cell.current() {
+                    Leadership::Lost { epoch, .. } => inner
+                        .session()
+                        .as_ref()
+                        .and_then(|s| s.leader.as_ref())
+                        .is_some_and(|leader| leader.rev() as u64 == epoch.0),
+                    _ => false,
+                };
+                if ended {
+                    inner.take_and_end_session().await;
+                }
                 (inner.options.timings.retry / 4).max(Duration::from_millis(20))
             }
             None => return,

@@ -195,11 +195,20 @@ impl KubernetesCoordinator {
     }
 }
 
+/// Applies the renew deadline even when nothing else runs, and clears the holder of a
+/// Lease whose tenure ended (if it still names us), so a successor need not wait it out.
 async fn tick(inner: Weak<Inner>) {
     loop {
         let period = match inner.upgrade() {
             Some(inner) => {
-                inner.cell.current();
+                // Only the Lease of the tenure that ended: a campaign may hold a newer one.
+                let ended = match inner.cell.current() {
+                    Leadership::Lost { epoch, .. } => inner.held().as_ref().is_some_and(|h| h.epoch == epoch),
+                    _ => false,
+                };
+                if ended {
+                    inner.give_up().await;
+                }
                 (inner.options.timings.retry / 4).max(Duration::from_millis(20))
             }
             None => return,
@@ -286,13 +295,17 @@ impl Inner {
         let spec = current.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let rv = current.metadata.resource_version.clone().unwrap_or_default();
+        // The expiry clock of another holder's record starts when we *received* it: the
+        // latest moment its renewal can have happened, so we never wait less than a lease.
+        let received_at = Instant::now();
         let free = match &holder {
             None => true,
             Some(h) if *h == self.options.identity => true,
             Some(_) => {
-                let seen = observed.get_or_insert_with(|| Observed { resource_version: rv.clone(), since: sent_at });
+                let seen =
+                    observed.get_or_insert_with(|| Observed { resource_version: rv.clone(), since: received_at });
                 if seen.resource_version != rv {
-                    *seen = Observed { resource_version: rv.clone(), since: sent_at };
+                    *seen = Observed { resource_version: rv.clone(), since: received_at };
                 }
                 let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64);
                 Instant::now() >= seen.since + duration

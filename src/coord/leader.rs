@@ -226,8 +226,8 @@ pub struct LeaderCell {
 #[derive(Debug)]
 struct CellState {
     tenure: Tenure,
-    /// The greatest epoch this replica ever led with. Invariant: never decreases; every
-    /// acquisition brings a strictly greater epoch (backends guarantee it, checked here).
+    /// The greatest epoch this replica ever led with. Invariant: never decreases; an
+    /// acquisition with an epoch not greater than it is ignored.
     highest_epoch: Option<Epoch>,
 }
 
@@ -251,10 +251,19 @@ impl LeaderCell {
     /// Applies `event` at `now` and publishes the new leadership if it changed. Returns it.
     pub fn apply(&self, event: Event, now: Instant) -> Leadership {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Event::Acquired { epoch, .. } = &event {
-            debug_assert!(state.highest_epoch.is_none_or(|h| *epoch > h), "epochs must strictly increase");
+        if let Event::Acquired { epoch, .. } = &event
+            && state.highest_epoch.is_some_and(|h| *epoch <= h)
+        {
+            // A late or duplicate grant (a reply overtaken by a newer tenure): taking it would
+            // bring an old epoch back.
+            return state.tenure.leadership();
         }
         let next = step(&state.tenure, event, now, &self.timings);
+        if let (Tenure::Leader { epoch: a, renewed_at: before }, Tenure::Leader { epoch: b, renewed_at: after }) =
+            (&state.tenure, &next)
+        {
+            debug_assert!(a != b || after >= before, "renewed_at never decreases within a tenure");
+        }
         if let Tenure::Leader { epoch, .. } = &next {
             state.highest_epoch = Some(state.highest_epoch.map_or(*epoch, |h| h.max(*epoch)));
         }
@@ -423,6 +432,17 @@ mod tests {
         let late = start + Duration::from_secs(11);
         let after = cell.apply(Event::Renewed { sent_at: start + Duration::from_secs(1) }, late);
         assert_eq!(after, Leadership::Lost { epoch: Epoch(1), reason: LossReason::RenewDeadline });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_grant_of_an_older_epoch_is_ignored() {
+        let cell = LeaderCell::new(timings());
+        let now = Instant::now();
+        cell.apply(Event::Acquired { epoch: Epoch(6), sent_at: now }, now);
+        cell.apply(Event::Ended(LossReason::Deposed), now);
+        let after = cell.apply(Event::Acquired { epoch: Epoch(5), sent_at: now }, now);
+        assert_eq!(after, Leadership::Lost { epoch: Epoch(6), reason: LossReason::Deposed });
+        assert!(cell.fence_at(Epoch(5), Duration::ZERO, now).is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -468,6 +468,38 @@ pub trait Coordinator: Send + Sync {
     }
 }
 
+/// A replica's entry in the vantage registry ([`Space::Vantages`], keyed by replica id). Each
+/// replica writes its own entry; the leader reads them all to find fresh vantages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VantageRecord {
+    /// Where the replica's admin API listens.
+    pub admin_url: String,
+    /// When the replica last registered (wall clock, for display and staleness).
+    pub last_seen: Timestamp,
+}
+
+/// Registers (or refreshes) this replica in the vantage registry.
+pub async fn register_vantage(coord: &dyn Coordinator, record: &VantageRecord) -> Result<(), CoordError> {
+    let value = serde_json::to_value(record).map_err(|e| CoordError::Local(e.to_string()))?;
+    coord.put(&Key::new(Space::Vantages, coord.identity()), &Entry::new(value), Writer::Replica).await
+}
+
+/// Replicas seen at or after `seen_since`, by id. Entries that do not parse are skipped: a
+/// newer replica's format must not hide the others.
+pub async fn vantages(
+    coord: &dyn Coordinator,
+    seen_since: Timestamp,
+) -> Result<Vec<(String, VantageRecord)>, CoordError> {
+    Ok(coord
+        .list(Space::Vantages, "")
+        .await?
+        .into_iter()
+        .filter_map(|(id, entry)| Some((id, serde_json::from_value::<VantageRecord>(entry.value).ok()?)))
+        .filter(|(_, record)| record.last_seen >= seen_since)
+        .collect())
+}
+
 /// The plan-history key name: generations zero-padded so names sort like numbers.
 pub fn plan_name(record: &str, generation: u64) -> String {
     format!("{record}/{generation:020}")
@@ -521,6 +553,29 @@ mod tests {
         assert!(entry.is_live(Timestamp(999)));
         assert!(!entry.is_live(Timestamp(1_000)));
         assert!(Entry::new(serde_json::json!(1)).is_live(Timestamp(u64::MAX)));
+    }
+
+    #[tokio::test]
+    async fn open_builds_the_standalone_backend_by_default_and_checks_the_timings() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CoordinationConfig::default();
+        let coord = open(&config, "host-1", "prod-a", dir.path().join("state.json")).await.unwrap();
+        assert_eq!(coord.identity(), "host-1");
+        let epoch = coord.campaign().await.unwrap();
+        assert!(coord.fence(epoch, Duration::from_secs(60)).is_ok());
+        assert_eq!(coord.leadership().borrow().epoch(), Some(epoch));
+    }
+
+    #[tokio::test]
+    async fn replicas_register_in_the_vantage_registry_and_stale_ones_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = standalone::StandaloneCoordinator::open(dir.path().join("s.json"), "replica-a").unwrap();
+        let record = |ms| VantageRecord { admin_url: "http://10.0.0.1:9090".into(), last_seen: Timestamp(ms) };
+        register_vantage(&a, &record(1_000)).await.unwrap();
+        assert_eq!(vantages(&a, Timestamp(500)).await.unwrap(), vec![("replica-a".to_owned(), record(1_000))]);
+        assert!(vantages(&a, Timestamp(1_001)).await.unwrap().is_empty());
+        register_vantage(&a, &record(2_000)).await.unwrap();
+        assert_eq!(vantages(&a, Timestamp(1_001)).await.unwrap().len(), 1);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! and never read. The epoch is persisted and incremented at every start, so a restarted
 //! controller fences the writes of its previous life at the providers (their ownership
 //! records carry the epoch). A lock file keeps a second process off the same state.
+//!
+//! File I/O is synchronous inside the async methods: the file is small, writes are rare
+//! (overrides, plan history) and one process owns it, so a blocking-pool hop buys nothing.
 
 use super::{CoordError, Coordinator, Entry, Epoch, FenceError, Key, Leadership, LossReason, Space, Writer};
 use super::{LeaderCell, TenureEvent, Timings, WriteGuard};
