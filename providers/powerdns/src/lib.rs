@@ -41,12 +41,17 @@
 //! and single-leader operation make such a writer rare, not impossible. Its
 //! capabilities say so: [`CasPrimitive::PreRead`] and `atomic_batches: false`.
 //!
+//! Applies of one provider through the API are serialised (pre-read to
+//! verification), so veer never races itself in that window.
+//!
 //! # Errors
 //! 401/403/422 (and other 4xx) are [`ProviderError::Rejected`] with PowerDNS's
 //! own `error` text; 429 is [`ProviderError::Throttled`] with `Retry-After`;
 //! 5xx and connection failures are [`ProviderError::Unavailable`]; a write whose
 //! request was sent but got no answer (timeout, reset, or a gateway's 504) is
-//! [`ProviderError::Ambiguous`].
+//! [`ProviderError::Ambiguous`]. PowerDNS 4.7 on sqlite answers concurrent API
+//! writes with 500 "database is locked" after rolling the PATCH back: that is
+//! `Unavailable`, and the retry layer tries again.
 //!
 //! # Secrets
 //! The API key and the TSIG secret are given by the caller as bytes or text; this
@@ -199,6 +204,12 @@ pub struct PowerDnsProvider {
     config: PowerDnsConfig,
     api: ApiClient,
     writer: Writer,
+    /// Held from the pre-read to the verification of an API write, so that two
+    /// applies of this provider never race each other inside the check-to-PATCH
+    /// window (only writers outside this process can), and so that PowerDNS's
+    /// sqlite backend is not handed concurrent write transactions, which it
+    /// answers with 500 "database is locked".
+    api_write: tokio::sync::Mutex<()>,
 }
 
 enum Writer {
@@ -243,7 +254,7 @@ impl PowerDnsProvider {
             }
             WriteMode::ApiLastWriterWins => Writer::Api,
         };
-        Ok(Self { config, api, writer })
+        Ok(Self { config, api, writer, api_write: tokio::sync::Mutex::new(()) })
     }
 
     /// Checks, at start, what would otherwise fail at the first write: every
@@ -309,6 +320,7 @@ impl PowerDnsProvider {
                 batch.zone, self.config.name
             )));
         }
+        let _serialised = self.api_write.lock().await;
         let before = self.api.zone_rrsets(&batch.zone).await?;
         for change in &batch.changes {
             let now = observe(&before, change.name(), change.expected.rtype);
