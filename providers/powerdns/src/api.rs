@@ -339,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn paths_keep_a_base_prefix_and_the_zone_ids_trailing_dot() {
+        let key = ApiKey::new("k").unwrap();
+        let base = Url::parse("https://proxy.example/pdns/").unwrap();
+        let client =
+            ApiClient::new(base, "localhost".into(), &key, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            client.url(&["zones", "example.test."]).as_str(),
+            "https://proxy.example/pdns/api/v1/servers/localhost/zones/example.test."
+        );
+    }
+
+    #[test]
     fn long_error_pages_are_cut() {
         let page = "x".repeat(5000);
         let ProviderError::Rejected(m) = status(400, &page, CallKind::Read) else { panic!() };

@@ -409,3 +409,27 @@ mod api_mode {
         assert_eq!(dig(&server, name, "A").await, vec!["192.0.2.1"]);
     }
 }
+
+/// Not a check: prints the latency of reads and writes in both modes
+/// (`cargo test -p veer-provider-powerdns --test servers -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures; run explicitly"]
+async fn print_read_and_write_latency_in_both_modes() {
+    for mode in [Mode::Rfc2136, Mode::Api] {
+        let Some(server) = start() else { return };
+        let p = provider(&server, mode);
+        let name = "latency.example.test.";
+        let rounds = 50u32;
+        let (mut reading, mut writing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for i in 0..rounds {
+            let t = std::time::Instant::now();
+            let before = read(&p, name).await;
+            reading += t.elapsed();
+            let value = format!("192.0.2.{}", i % 200 + 1);
+            let t = std::time::Instant::now();
+            apply(&p, vec![Change::new(before, set(name, &[&value]), ownership(u64::from(i) + 1))]).await.unwrap();
+            writing += t.elapsed();
+        }
+        eprintln!("{mode:?}: read (API) {:?}/op, apply {:?}/op", reading / rounds, writing / rounds);
+    }
+}
