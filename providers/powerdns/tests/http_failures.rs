@@ -194,3 +194,22 @@ async fn server_errors_are_unavailable_and_invalid_changes_are_rejected_with_pow
     let read = provider(&url).read(&rn("www.example.test."), RecordType::A).await;
     assert!(matches!(&read, Err(ProviderError::Rejected(m)) if m.contains("401") && !m.contains(KEY)), "{read:?}");
 }
+
+/// With RFC 2136 writes, `check_zones` reads the server's settings and says so
+/// plainly when `dnsupdate` is off, instead of leaving it to the first write.
+#[tokio::test]
+async fn check_zones_reports_dnsupdate_off_when_writes_use_rfc_2136() {
+    // One body serves both GETs: the zone list (entries with a `name`) and the
+    // settings (entries with a `name` and a `value`).
+    let body = r#"[{"name": "example.test."}, {"name": "dnsupdate", "type": "ConfigSetting", "value": "no"}]"#;
+    let (url, _) = scripted(Reply::With("200 OK", "Content-Type: application/json\r\n", body), Reply::Hang).await;
+    let key = veer_provider_powerdns::TsigKey::new("k", veer_provider_powerdns::TsigAlgorithm::HmacSha256, vec![1; 32])
+        .unwrap();
+    let writes = WriteMode::Rfc2136 { server: "127.0.0.1:9".parse().unwrap(), key };
+    let config = PowerDnsConfig::new("scripted", url, ApiKey::new(KEY).unwrap(), vec![rn("example.test.")], writes);
+    let checked = PowerDnsProvider::new(config).unwrap().check_zones().await;
+    assert!(
+        matches!(&checked, Err(ProviderError::Rejected(m)) if m.contains("dnsupdate=no") && m.contains("ApiLastWriterWins")),
+        "{checked:?}"
+    );
+}
