@@ -70,6 +70,9 @@ impl Set {
 /// Route 53's listing order: labels reversed, then type, then set identifier.
 type Key = (Vec<String>, String, String);
 
+/// A hosted zone: its name and record sets.
+type Zone = (String, BTreeMap<Key, Set>);
+
 fn reversed(name: &str) -> Vec<String> {
     name.trim_end_matches('.').rsplit('.').map(str::to_string).collect()
 }
@@ -86,7 +89,7 @@ pub struct CallLog {
 #[derive(Default)]
 pub struct Inner {
     /// Hosted zone id → (zone name, record sets).
-    zones: BTreeMap<String, (String, BTreeMap<Key, Set>)>,
+    zones: BTreeMap<String, Zone>,
     /// Change id → GetChange polls left before INSYNC.
     changes: HashMap<String, u32>,
     /// How many PENDING answers each new change gets.
@@ -237,7 +240,7 @@ async fn list_zones(State(state): Shared, Query(q): Query<HashMap<String, String
         let mut s = state.lock().unwrap();
         let fault = s.enter(Op::ListHostedZonesByName);
         let from = q.get("dnsname").cloned().unwrap_or_default();
-        let mut zones: Vec<(&String, &(String, BTreeMap<Key, Set>))> = s.zones.iter().collect();
+        let mut zones: Vec<(&String, &Zone)> = s.zones.iter().collect();
         zones.sort_by_key(|(_, (name, _))| reversed(name));
         let listed: String = zones
             .into_iter()
@@ -418,27 +421,31 @@ fn apply_changes(s: &mut Inner, zone_id: &str, body: &str) -> Response {
                 }
             },
             "CREATE" => {
-                let same_name_type = |n: &BTreeMap<Key, Set>| {
-                    n.values().filter(|o| o.name == set.name && o.rtype == set.rtype).cloned().collect::<Vec<_>>()
-                };
-                let others = same_name_type(&next);
-                if next.contains_key(&set.key()) {
-                    problems
-                        .push(format!("Tried to create resource record set {} but it already exists", set.describe()));
+                let others: Vec<&Set> = next.values().filter(|o| o.name == set.name && o.rtype == set.rtype).collect();
+                let problem = if next.contains_key(&set.key()) {
+                    Some(format!("Tried to create resource record set {} but it already exists", set.describe()))
                 } else if set.set_id.is_some() && others.iter().any(|o| o.set_id.is_none()) {
-                    problems.push(format!(
-                        "RRSet with DNS name {}, type {}, SetIdentifier {} cannot be created as a non-weighted set exists with the same name and type.",
+                    Some(format!(
+                        "RRSet with DNS name {}, type {}, SetIdentifier {} cannot be created as a non-weighted set \
+                         exists with the same name and type.",
                         set.name,
                         set.rtype,
                         set.set_id.as_deref().unwrap_or("")
-                    ));
+                    ))
                 } else if set.set_id.is_none() && others.iter().any(|o| o.set_id.is_some()) {
-                    problems.push(format!(
-                        "RRSet with DNS name {}, type {} cannot be created as a weighted set exists with the same name and type.",
+                    Some(format!(
+                        "RRSet with DNS name {}, type {} cannot be created as a weighted set exists with the same \
+                         name and type.",
                         set.name, set.rtype
-                    ));
+                    ))
                 } else {
-                    next.insert(set.key(), set.clone());
+                    None
+                };
+                match problem {
+                    Some(problem) => problems.push(problem),
+                    None => {
+                        next.insert(set.key(), set.clone());
+                    }
                 }
             }
             other => return error(400, "InvalidInput", &format!("unsupported action {other}")),
