@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | `Throttling`, `PriorRequestNotComplete`, HTTP 429 | `Throttled` | `Throttled` |
 //! | `InvalidChangeBatch` naming a missing/mismatched/existing set | — | `Conflict` |
-//! | other `InvalidChangeBatch`, 4xx, credentials, request building | `Rejected` | `Rejected` |
+//! | other `InvalidChangeBatch`, 4xx, no credentials, request building | `Rejected` | `Rejected` |
+//! | credential provider timed out or failed (STS, IMDS) | `Unavailable` | `Unavailable` |
 //! | connection never established (refused, DNS, connect timeout) | `Unavailable` | `Unavailable` |
 //! | HTTP 502 / 503 | `Unavailable` | `Unavailable` |
 //! | other 5xx, timeout after sending, lost or unreadable response | `Unavailable` | `Ambiguous` |
@@ -13,6 +14,7 @@
 //! Messages carry the AWS error code and text but never request headers, so
 //! they cannot carry credentials.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::error::Error as StdError;
@@ -47,6 +49,15 @@ pub fn classify<E>(what: &str, call: Call, err: &SdkError<E, HttpResponse>) -> P
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
+    if let Some(credentials) = find::<CredentialsError>(err) {
+        // Identity is resolved before anything is sent, whatever variant carries it.
+        return match credentials {
+            CredentialsError::ProviderTimedOut(_) | CredentialsError::ProviderError(_) => {
+                ProviderError::Unavailable(format!("{what}: credentials could not be loaded yet: {}", chain(err)))
+            }
+            _ => ProviderError::Rejected(format!("{what}: no usable AWS credentials: {}", chain(err))),
+        };
+    }
     match err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
@@ -70,7 +81,7 @@ where
         }
         SdkError::ResponseError(_) => unknown_outcome(what, call, &format!("unreadable response: {}", chain(err))),
         SdkError::ConstructionFailure(_) => {
-            // Nothing was sent; missing or unusable credentials end up here.
+            // Nothing was sent: the request could not be serialised or signed.
             ProviderError::Rejected(format!("{what}: request not built: {}", chain(err)))
         }
         _ => unknown_outcome(what, call, &chain(err)),
@@ -118,6 +129,18 @@ fn unknown_outcome(what: &str, call: Call, why: &str) -> ProviderError {
             ProviderError::Ambiguous(format!("{what}: {why} after sending; the change may have landed: re-read"))
         }
     }
+}
+
+/// The first error of type `T` in the source chain.
+fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// True when the failure happened while connecting, so no byte of the request left.

@@ -20,31 +20,25 @@ use crate::batch::BatchLimits;
 /// `region`, `profile`, `healthChecks`) and rejects unknown fields; the
 /// controller removes its own keys (`type`, `budget`) first.
 #[derive(Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Route53Config {
     /// Hosted zones found by name with `ListHostedZonesByName`. A name that
     /// matches several hosted zones (a public and a private one) is refused:
     /// give its id in `hosted_zone_ids` instead.
-    #[serde(default)]
     pub zones: Vec<RecordName>,
     /// Hosted zones given by id (`Z…` or `/hostedzone/Z…`); their names are
     /// read with `GetHostedZone`, which also proves the credentials at start.
-    #[serde(default)]
     pub hosted_zone_ids: Vec<String>,
     /// Endpoint override (moto, a fake, a VPC endpoint). Without it the SDK
     /// honours `AWS_ENDPOINT_URL_ROUTE_53` / `AWS_ENDPOINT_URL`, else the public endpoint.
-    #[serde(default)]
     pub endpoint_url: Option<String>,
     /// Signing region; Route 53 is global and signs in `us-east-1` (the default).
-    #[serde(default)]
     pub region: Option<String>,
     /// Shared-config profile for the standard chain (else `AWS_PROFILE` or `default`).
-    #[serde(default)]
     pub profile: Option<String>,
     /// Route 53 health check id per endpoint id (`SetIdentifier`), attached to
     /// that endpoint's weighted record set so Route 53 itself also withholds an
     /// endpoint its own checkers see down. Passed through, never created by veer.
-    #[serde(default)]
     pub health_checks: BTreeMap<String, String>,
     /// Explicit credentials instead of the standard chain (tests, or a
     /// controller that read them from a secret file). Never printed.
@@ -168,5 +162,44 @@ impl Default for InsyncWait {
         // Route 53 usually propagates within 60 s; polls every ~5 s keep the
         // GetChange calls (outside the shared budget) near 0.2/s.
         Self { enabled: true, interval: Duration::from_secs(5), timeout: Duration::from_secs(120) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserialises_the_yaml_keys_and_rejects_unknown_ones() {
+        let config: Route53Config = serde_json::from_str(
+            r#"{"zones": ["example.com."], "hostedZoneIds": ["Z123"], "endpointUrl": "http://127.0.0.1:5000",
+                "region": "us-east-1", "profile": "ops", "healthChecks": {"use1-a": "hc-1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.zones, vec![RecordName::parse("example.com.").unwrap()]);
+        assert_eq!(config.hosted_zone_ids, vec!["Z123".to_string()]);
+        assert_eq!(config.health_checks.get("use1-a").map(String::as_str), Some("hc-1"));
+        assert_eq!(config.list_page_size, 300, "defaults fill what YAML does not set");
+        let err = serde_json::from_str::<Route53Config>(r#"{"zones": [], "secretAccessKey": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `secretAccessKey`"), "{err}");
+        assert!(
+            serde_json::from_str::<Route53Config>(r#"{"zones": ["example.com"]}"#).is_err(),
+            "zone names are FQDNs"
+        );
+    }
+
+    #[test]
+    fn debug_output_redacts_the_secret_key_and_session_token() {
+        let config = Route53Config {
+            credentials: Some(StaticCredentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: Secret::new("wJalrXUtnFEMI-very-secret"),
+                session_token: Some(Secret::new("session-very-secret")),
+            }),
+            ..Route53Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(text.contains("AKIDEXAMPLE") && text.contains("<redacted>"), "{text}");
+        assert!(!text.contains("very-secret"), "{text}");
     }
 }

@@ -518,3 +518,80 @@ async fn credentials_never_appear_in_debug_output_errors_or_logs() {
         assert!(!text.contains(SECRET), "secret key leaked into: {text}");
     }
 }
+
+/// Set in the child process that runs without any AWS credentials.
+const NO_CREDENTIALS_CHILD: &str = "VEER_ROUTE53_NO_CREDENTIALS_CHILD";
+
+/// The standard chain reads the process environment, which this crate cannot
+/// change without `unsafe`: the test runs itself again with a clean environment.
+#[tokio::test]
+async fn missing_credentials_are_rejected_at_start_with_a_clear_message() {
+    if std::env::var_os(NO_CREDENTIALS_CHILD).is_some() {
+        let fake = FakeRoute53::start().await;
+        let config = Route53Config { credentials: None, ..config(&fake) };
+        let err = Route53Provider::connect("route53-test", config).await.unwrap_err();
+        let veer_provider_route53::Route53Error::Lookup { source, .. } = &err else { panic!("{err}") };
+        assert!(matches!(source, ProviderError::Rejected(_)), "not retryable: {source:?}");
+        assert!(err.to_string().to_lowercase().contains("credentials"), "{err}");
+        assert_eq!(fake.count(Op::ListHostedZonesByName), 0, "nothing unsigned was sent");
+        println!("child checked: {err}");
+        return;
+    }
+    let test = "missing_credentials_are_rejected_at_start_with_a_clear_message";
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([test, "--exact", "--nocapture", "--test-threads=1"]).env(NO_CREDENTIALS_CHILD, "1");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .env("AWS_CONFIG_FILE", "/nonexistent/veer-test-aws-config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/veer-test-aws-credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("child checked"), "the child ran the check:\n{stdout}");
+}
+
+#[tokio::test]
+async fn a_failover_of_1000_names_in_one_zone_takes_the_fewest_calls_the_limits_allow() {
+    let fake = FakeRoute53::start().await;
+    let provider = provider(&fake).await;
+    let names: Vec<String> = (0..1000).map(|i| format!("n{i:04}.example.com.")).collect();
+    let before: Vec<Change> = names
+        .iter()
+        .map(|n| change(&absent(n), records(n, &[("use1", "192.0.2.1", 100), ("euw1", "198.51.100.1", 0)])))
+        .collect();
+    provider.apply(&batch(before)).await.unwrap();
+    let published: Vec<Observed> = names
+        .iter()
+        .map(|n| Observed {
+            records: Some(records(n, &[("use1", "192.0.2.1", 100), ("euw1", "198.51.100.1", 0)])),
+            ownership: Some(ownership(1)),
+            ..absent(n)
+        })
+        .collect();
+    let calls_before = fake.count(Op::ChangeResourceRecordSets);
+
+    // Fail every name over from use1 to euw1: 2 weighted sets + the ownership TXT, deleted and created.
+    let failover: Vec<Change> = published
+        .iter()
+        .map(|o| change(o, records(o.name.as_str(), &[("use1", "192.0.2.1", 0), ("euw1", "198.51.100.1", 100)])))
+        .collect();
+    let started = Instant::now();
+    provider.apply(&batch(failover)).await.unwrap();
+    let elapsed = started.elapsed();
+    let calls = fake.count(Op::ChangeResourceRecordSets) - calls_before;
+    // 6 records per name, names never split: 166 names per call, so 1000 names need 7 calls.
+    assert_eq!(calls, 1000usize.div_ceil(1000 / 6));
+    let report = provider.last_apply().unwrap();
+    assert_eq!((report.calls, report.cost.records), (7, 6000));
+    eprintln!(
+        "failover of 1000 names: {calls} calls, {elapsed:?} against the fake; \
+         under a 5 calls/s budget (burst 5) the calls alone need at least {:?}",
+        Duration::from_millis(((calls.saturating_sub(5)) as u64) * 200)
+    );
+}
