@@ -443,6 +443,7 @@ async fn insync_is_awaited_with_a_bounded_poll_and_its_time_reported() {
     let report = provider.last_apply().unwrap();
     assert!(report.insync_after.is_some(), "{report:?}");
     assert_eq!(report.insync_polls, 4, "three PENDING answers, then INSYNC");
+    eprintln!("INSYNC after {:?} with {} polls at a 10 ms mean interval", report.insync_after, report.insync_polls);
     assert_eq!(fake.count(Op::GetChange), 4);
     assert_eq!(seen.lock().unwrap().as_slice(), &[report]);
 
