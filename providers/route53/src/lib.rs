@@ -8,7 +8,9 @@
 //! set `_veer.<name>`. Simple (non-weighted) answers are read as answers without
 //! a set id and weight, so the enactor sees "answers but no ownership record" and
 //! refuses the name unless its policy adopts it; an adopting change deletes the
-//! simple set and creates the weighted ones in the same call.
+//! simple set and creates the weighted ones in the same call. Simple answers
+//! next to veer's own ownership record (weighted sets replaced by hand) are
+//! refused as `NotOwned`, for a person to settle.
 //!
 //! # Guarantees
 //! - **Compare-and-swap**: an apply is one `ChangeResourceRecordSets` call per
@@ -303,6 +305,18 @@ impl Route53Provider {
             return Err(ProviderError::NotOwned(format!(
                 "{name} is owned by `{owner}`, not `{}`",
                 change.ownership.owner
+            )));
+        }
+        // Simple answers are taken over only when adopting (no ownership record:
+        // the enactor let the change through because the policy adopts). Next to
+        // veer's own ownership record they mean someone replaced veer's weighted
+        // sets by hand; that is left for a person to settle.
+        let simple = change.expected.records.as_ref().is_some_and(|r| r.answers.iter().any(|a| a.set_id.is_none()));
+        if simple && change.expected.ownership.is_some() {
+            return Err(ProviderError::NotOwned(format!(
+                "{name} holds a simple (non-weighted) record set next to veer's ownership record, so it was \
+                 changed by hand: delete the simple set to hand the name back to veer, or delete `{}` and adopt it",
+                name.ownership_name()
             )));
         }
         let new = encode_desired(&change.desired, &change.ownership, &self.health_checks)?;

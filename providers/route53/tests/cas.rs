@@ -263,6 +263,30 @@ async fn a_name_holding_simple_records_is_read_as_unowned_answers_and_adopted_in
 }
 
 #[tokio::test]
+async fn simple_records_next_to_our_ownership_record_are_refused_as_changed_by_hand() {
+    let fake = FakeRoute53::start().await;
+    let provider = provider(&fake).await;
+    publish_initial(&provider).await;
+    // Someone replaced veer's weighted sets with a simple record set by hand.
+    fake.remove_weighted(API);
+    fake.put(Set {
+        name: API.into(),
+        rtype: "A".into(),
+        set_id: None,
+        weight: None,
+        ttl: 60,
+        values: vec!["192.0.2.99".into()],
+        health_check_id: None,
+    });
+    let read = provider.read(&name(API), RecordType::A).await.unwrap();
+    assert_eq!(read.ownership, Some(ownership(1)));
+    let sent = fake.count(Op::ChangeResourceRecordSets);
+    let err = provider.apply(&batch(vec![change(&read, records(API, &[("a", "192.0.2.1", 1)]))])).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::NotOwned(m) if m.contains("by hand")), "{err}");
+    assert_eq!(fake.count(Op::ChangeResourceRecordSets), sent, "nothing sent");
+}
+
+#[tokio::test]
 async fn a_simple_record_created_after_the_read_makes_the_write_a_conflict() {
     let fake = FakeRoute53::start().await;
     let provider = provider(&fake).await;

@@ -164,6 +164,11 @@ impl FakeRoute53 {
         self.with(|s| s.zones.get_mut(ZONE_ID).unwrap().1.insert(set.key(), set));
     }
 
+    /// Removes every weighted record set of a name directly.
+    pub fn remove_weighted(&self, name: &str) {
+        self.with(|s| s.zones.get_mut(ZONE_ID).unwrap().1.retain(|_, set| set.name != name || set.set_id.is_none()));
+    }
+
     pub fn calls(&self) -> Vec<CallLog> {
         self.with(|s| s.calls.clone())
     }
