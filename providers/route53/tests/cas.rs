@@ -620,3 +620,16 @@ async fn a_failover_of_1000_names_in_one_zone_takes_the_fewest_calls_the_limits_
         Duration::from_millis(((calls.saturating_sub(5)) as u64) * 200)
     );
 }
+
+#[tokio::test]
+async fn a_throttled_insync_poll_backs_off_and_the_wait_still_completes() {
+    let fake = FakeRoute53::start().await;
+    fake.with(|s| s.pending_polls = 1);
+    fake.fault(Op::GetChange, Fault::Throttling);
+    let provider = provider(&fake).await;
+    let read = provider.read(&name(API), RecordType::A).await.unwrap();
+    provider.apply(&batch(vec![change(&read, records(API, &[("a", "192.0.2.1", 1)]))])).await.unwrap();
+    let report = provider.last_apply().unwrap();
+    assert_eq!(report.insync_polls, 3, "throttled, PENDING, INSYNC: {report:?}");
+    assert!(report.insync_after.is_some());
+}

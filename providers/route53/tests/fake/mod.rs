@@ -483,6 +483,9 @@ async fn get_change(State(state): Shared, Path(id): Path<String>) -> Response {
     let (fault, status) = {
         let mut s = state.lock().unwrap();
         let fault = s.enter(Op::GetChange);
+        if let Some(response) = fault.as_ref().and_then(fault_response) {
+            return response;
+        }
         let Some(left) = s.changes.get_mut(&id) else {
             return error(404, "NoSuchChange", &format!("A change with the specified change ID does not exist: {id}"));
         };
