@@ -8,6 +8,9 @@
 //! `ErrorResponse` shape, the `InvalidChangeBatch` message texts); the state is
 //! shared with the test so that a competing writer can act between calls.
 
+// Shared by several test binaries, each of which uses a part of it.
+#![allow(dead_code)]
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
