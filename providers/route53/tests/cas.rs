@@ -65,7 +65,7 @@ fn ownership(generation: u64) -> OwnershipRecord {
 
 fn change(expected: &Observed, desired: RecordSet) -> Change {
     let generation = expected.ownership.as_ref().map_or(0, |o| o.generation) + 1;
-    Change { expected: expected.clone(), desired, ownership: ownership(generation) }
+    Change { expected: expected.clone(), desired, ownership: ownership(generation), adopt: false }
 }
 
 fn batch(changes: Vec<Change>) -> ChangeBatch {

@@ -129,7 +129,8 @@ fn ownership(generation: u64) -> OwnershipRecord {
 
 async fn apply(provider: &Route53Provider, zone: &str, expected: &Observed, desired: RecordSet) {
     let generation = expected.ownership.as_ref().map_or(0, |o| o.generation) + 1;
-    let change = veer_provider::Change { expected: expected.clone(), desired, ownership: ownership(generation) };
+    let change =
+        veer_provider::Change { expected: expected.clone(), desired, ownership: ownership(generation), adopt: false };
     provider.apply(&VeerBatch { zone: name(zone), changes: vec![change] }).await.unwrap();
 }
 

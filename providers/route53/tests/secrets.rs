@@ -30,7 +30,7 @@ fn batch(expected: &veer_provider::Observed, weight: u32) -> ChangeBatch {
     let ownership = OwnershipRecord { owner: "prod-a".into(), generation: 1, epoch: 1, policy_hash: "x".into() };
     ChangeBatch {
         zone: name("example.com."),
-        changes: vec![Change { expected: expected.clone(), desired: records(weight), ownership }],
+        changes: vec![Change { expected: expected.clone(), desired: records(weight), ownership, adopt: false }],
     }
 }
 
