@@ -101,10 +101,11 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             return Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
         }
     }
-    header("ratelimit").and_then(|value| {
-        value.split(';').find_map(|part| part.trim().strip_prefix("t=")).and_then(|t| t.trim().parse().ok())
-    })
-    .map(Duration::from_secs)
+    header("ratelimit")
+        .and_then(|value| {
+            value.split(';').find_map(|part| part.trim().strip_prefix("t=")).and_then(|t| t.trim().parse().ok())
+        })
+        .map(Duration::from_secs)
 }
 
 /// The error and its sources on one line (reqwest's own text hides the cause).

@@ -346,7 +346,9 @@ impl CloudflareProvider {
         for change in &batch.changes {
             let name = &change.expected.name;
             let now = self.read_name(name, change.expected.rtype).await.map_err(|e| {
-                ProviderError::Ambiguous(format!("{name}: the batch was accepted but the verification read failed: {e}"))
+                ProviderError::Ambiguous(format!(
+                    "{name}: the batch was accepted but the verification read failed: {e}"
+                ))
             })?;
             verify(&now, change)?;
         }
