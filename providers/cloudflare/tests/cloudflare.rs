@@ -313,5 +313,5 @@ async fn the_fake_answers_in_the_recorded_shapes() {
     let fixture: Value = serde_json::from_str(include_str!("fixtures/batch_request.json")).unwrap();
     assert_eq!(shape(&sent["deletes"]), shape(&fixture["deletes"]));
     assert_eq!(shape(&sent["posts"][0]), shape(&fixture["posts"][0]));
-    assert_eq!(shape(&sent["posts"].as_array().unwrap().last().unwrap()), shape(&fixture["posts"][1]));
+    assert_eq!(shape(sent["posts"].as_array().unwrap().last().unwrap()), shape(&fixture["posts"][1]));
 }

@@ -71,7 +71,7 @@ pub struct State {
 impl State {
     fn id(&mut self) -> String {
         self.next_id += 1;
-        format!("{:032x}", 0xc0ffee_0000_u64 + self.next_id)
+        format!("{:032x}", 0x00c0_ffee_0000_u64 + self.next_id)
     }
 
     /// Adds a record as another writer (or a person) would.
