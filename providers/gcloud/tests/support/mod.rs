@@ -1,0 +1,4 @@
+//! Test support: the loopback server and the stateful Cloud DNS fake.
+
+pub mod fake;
+pub mod server;
