@@ -293,10 +293,13 @@ impl AzureProvider {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|e| transport_error(e, effect, what))?;
-        if status == StatusCode::NOT_FOUND && effect == Effect::Read {
+        let json = serde_json::from_str::<Value>(&body);
+        // A missing record set is `NotFound`; a missing zone, group or
+        // subscription (`ParentResourceNotFound`, …) is a configuration error.
+        let missing_set = json.as_ref().map_or(true, |j| j["error"]["code"].as_str().is_none_or(|c| c == "NotFound"));
+        if status == StatusCode::NOT_FOUND && effect == Effect::Read && missing_set {
             return Ok(None);
         }
-        let json = serde_json::from_str::<Value>(&body);
         if status.is_success() {
             return match json {
                 Ok(json) => Ok(Some(json)),
@@ -394,6 +397,7 @@ impl AzureProvider {
             "TTL": self.config.ownership_ttl,
             "TXTRecords": [{ "value": [change.ownership.encode()] }],
         });
+        tracing::debug!(%name, %rtype, generation = change.ownership.generation, "writing ownership record, then answers");
         // Step 1: the claim. A 412 here means nothing was written.
         self.put(zone, &name.ownership_name(), RecordType::TXT, raw.ownership.etag.as_deref(), txt).await?;
         // Step 2: the answers. The ownership record already names the new generation.

@@ -52,6 +52,7 @@ impl TokenCache {
             return Ok(token.clone());
         }
         let fetched = fetch().await?;
+        tracing::debug!(lifetime_s = fetched.lifetime.as_secs(), "fetched a new access token");
         let margin = self.refresh_before.min(fetched.lifetime / 2);
         *slot = Some((fetched.token.clone(), now + fetched.lifetime - margin));
         Ok(fetched.token)

@@ -232,8 +232,11 @@ async fn workload_identity_sends_the_current_federated_token_and_rereads_it_on_r
 }
 
 #[tokio::test]
-async fn credentials_never_appear_in_debug_output_or_errors() {
+async fn credentials_never_appear_in_debug_output_errors_or_logs() {
+    let logs = support::LogCapture::start();
     let (fake, p) = start_fake().await;
+    publish(&p, "api.example.com.", &["192.0.2.10"], 1).await.unwrap();
+    fake.advance(Duration::from_secs(4000));
     fake.with(|s| s.client_secret = "a-different-secret".into());
     let error = p.read(&name("api.example.com."), RecordType::A).await.unwrap_err();
     assert!(matches!(error, ProviderError::Rejected(_)), "{error:?}");
@@ -241,6 +244,9 @@ async fn credentials_never_appear_in_debug_output_or_errors() {
     for text in [format!("{error}"), format!("{error:?}"), format!("{p:?}")] {
         assert!(!text.contains(CLIENT_SECRET), "the secret leaked: {text}");
     }
+    let logged = logs.text();
+    assert!(logged.contains("fetched a new access token"), "{logged}");
+    assert!(!logged.contains(CLIENT_SECRET) && !logged.contains("azure-token-1"), "a credential was logged: {logged}");
 }
 
 /// JSON shape: object keys (recursively) and value kinds, ignoring values.
@@ -284,4 +290,14 @@ async fn the_fake_answers_in_the_recorded_shapes() {
     let sent = fake.log().into_iter().find(|l| l.method == "PUT" && l.path.ends_with("/A/api")).unwrap().body.unwrap();
     let fixture: Value = serde_json::from_str(include_str!("fixtures/put_request_a.json")).unwrap();
     assert_eq!(shape(&sent), shape(&fixture));
+}
+
+#[tokio::test]
+async fn a_missing_zone_is_a_rejection_not_an_empty_name() {
+    let (_fake, p) = start_fake_with(|c| c.zones = vec![name("other.example.")]).await;
+    let result = p.read(&name("api.other.example."), RecordType::A).await;
+    match result {
+        Err(ProviderError::Rejected(why)) => assert!(why.contains("ResourceNotFound"), "{why}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }

@@ -340,6 +340,13 @@ impl CloudflareProvider {
                 self.config.batch_records_max
             )));
         }
+        tracing::debug!(
+            zone = %batch.zone,
+            changes = batch.changes.len(),
+            deletes = request.deletes.len(),
+            posts = request.posts.len(),
+            "sending DNS records batch"
+        );
         let url = format!("{}/zones/{zone_id}/dns_records/batch", self.config.endpoint);
         let _: Envelope<serde_json::Value> =
             self.call(self.client.post(url).json(&request), Effect::Write, "DNS records batch").await?;
@@ -350,7 +357,8 @@ impl CloudflareProvider {
                     "{name}: the batch was accepted but the verification read failed: {e}"
                 ))
             })?;
-            verify(&now, change)?;
+            verify(&now, change)
+                .inspect_err(|e| tracing::warn!(%name, error = %e, "post-write verification failed"))?;
         }
         Ok(())
     }

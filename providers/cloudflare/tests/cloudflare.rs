@@ -251,8 +251,10 @@ async fn a_name_owned_by_another_cluster_is_refused_before_any_request() {
 }
 
 #[tokio::test]
-async fn the_api_token_never_appears_in_debug_output_or_errors() {
+async fn the_api_token_never_appears_in_debug_output_errors_or_logs() {
+    let logs = support::LogCapture::start();
     let (fake, p) = start_fake().await;
+    publish(&p, "api.example.com.", &["192.0.2.10"], 1).await.unwrap();
     fake.with(|s| {
         s.token = "another-token".into();
         s.echo_token_in_errors = true;
@@ -266,6 +268,9 @@ async fn the_api_token_never_appears_in_debug_output_or_errors() {
     }
     let config = CloudflareConfig::new("x", vec![name("example.com.")], Secret::new(TOKEN));
     assert!(!format!("{config:?}").contains(TOKEN));
+    let logged = logs.text();
+    assert!(logged.contains("sending DNS records batch"), "{logged}");
+    assert!(!logged.contains(TOKEN), "the token was logged: {logged}");
 }
 
 /// JSON shape: object keys (recursively) and value kinds, ignoring values.

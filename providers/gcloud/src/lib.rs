@@ -316,6 +316,12 @@ impl GcloudProvider {
                 cache.remove(&(change.expected.name.clone(), change.expected.rtype));
             }
         }
+        tracing::debug!(
+            zone = %batch.zone,
+            additions = additions.len(),
+            deletions = deletions.len(),
+            "sending changes.create"
+        );
         let url = format!("{}/managedZones/{managed_zone}/changes", self.project_url());
         let body = json!({ "kind": "dns#change", "additions": additions, "deletions": deletions });
         let created = self.send(self.client.post(&url).json(&body), Effect::Write, "changes.create").await?;
@@ -445,12 +451,37 @@ fn answers_of(rtype: RecordType, set: &Value) -> Vec<Answer> {
                 answers.push(Answer { set_id: None, value: canonical(rtype, &value), weight: Some(weight) });
             }
         }
+    } else if set["routingPolicy"].is_object() {
+        // Geo, primary-backup and other policies veer does not write: their values
+        // count as answers, so that the name is never taken for an empty one.
+        let mut values = Vec::new();
+        collect_rrdatas(&set["routingPolicy"], &mut values);
+        for value in values {
+            answers.push(Answer { set_id: None, value: canonical(rtype, &value), weight: None });
+        }
     } else {
         for value in strings(&set["rrdatas"]) {
             answers.push(Answer { set_id: None, value: canonical(rtype, &value), weight: None });
         }
     }
     answers
+}
+
+/// Every `rrdatas` value anywhere below `value`.
+fn collect_rrdatas(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "rrdatas" {
+                    out.extend(strings(inner));
+                } else {
+                    collect_rrdatas(inner, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_rrdatas(item, out)),
+        _ => {}
+    }
 }
 
 /// What veer sees at a name. Anything but exactly one decodable TXT value is kept
@@ -545,6 +576,14 @@ mod tests {
         assert_eq!(set["routingPolicy"]["wrr"]["items"][0]["rrdatas"][0], "192.0.2.1");
         let raw = Raw { answers: Some(set), ownership: None };
         assert_eq!(observe(&name, RecordType::A, &raw).records, Some(desired));
+    }
+
+    #[test]
+    fn sets_with_other_routing_policies_still_count_as_answers() {
+        let set = json!({"name": "api.example.com.", "type": "A", "ttl": 60, "routingPolicy": {"geo": {"items": [
+            {"location": "us-east1", "rrdatas": ["192.0.2.1"]}, {"location": "europe-west1", "rrdatas": ["192.0.2.2"]}]}}});
+        let values: Vec<String> = answers_of(RecordType::A, &set).into_iter().map(|a| a.value).collect();
+        assert_eq!(values, vec!["192.0.2.1", "192.0.2.2"]);
     }
 
     #[test]

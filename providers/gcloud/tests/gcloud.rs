@@ -268,12 +268,15 @@ async fn the_metadata_server_supplies_tokens_when_configured() {
 }
 
 #[tokio::test]
-async fn the_private_key_never_appears_in_debug_output_or_errors() {
+async fn the_private_key_never_appears_in_debug_output_errors_or_logs() {
+    let logs = support::LogCapture::start();
     let key = ServiceAccountKey::from_json(support::fake::KEY_FILE).unwrap();
     let marker = key.private_key_id.clone().unwrap();
     let pem_line = support::fake::KEY_FILE.lines().find(|l| l.contains("private_key\"")).unwrap();
     let secret_fragment: String = pem_line.chars().skip(60).take(40).collect();
     let (fake, p) = start_fake().await;
+    publish(&p, "api.example.com.", &[("192.0.2.10", 100)], 1).await.unwrap();
+    fake.advance(Duration::from_secs(4000));
     // The fake stops accepting the assertion: the error names the reason, not the key.
     fake.with(|s| s.token_uri = "https://elsewhere.invalid/token".into());
     let error = p.read(&name("api.example.com."), RecordType::A).await.unwrap_err();
@@ -284,6 +287,9 @@ async fn the_private_key_never_appears_in_debug_output_or_errors() {
         assert!(!text.contains("BEGIN PRIVATE KEY"), "the key leaked: {text}");
     }
     assert!(format!("{key:?}").contains(&marker), "the key id is fine to show");
+    let logged = logs.text();
+    assert!(logged.contains("fetched a new access token") && logged.contains("sending changes.create"), "{logged}");
+    assert!(!logged.contains(&secret_fragment) && !logged.contains("gcp-token-1"), "a credential was logged: {logged}");
 }
 
 /// JSON shape: object keys (recursively) and value kinds, ignoring values.
