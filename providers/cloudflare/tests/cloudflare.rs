@@ -320,3 +320,23 @@ async fn the_fake_answers_in_the_recorded_shapes() {
     assert_eq!(shape(&sent["posts"][0]), shape(&fixture["posts"][0]));
     assert_eq!(shape(sent["posts"].as_array().unwrap().last().unwrap()), shape(&fixture["posts"][1]));
 }
+
+#[tokio::test]
+async fn a_batch_over_several_names_sends_nothing_when_any_pre_read_conflicts() {
+    let (fake, p) = start_fake().await;
+    publish(&p, "api.example.com.", &["192.0.2.10"], 1).await.unwrap();
+    publish(&p, "www.example.com.", &["192.0.2.20"], 1).await.unwrap();
+    let api = p.read(&name("api.example.com."), RecordType::A).await.unwrap();
+    let www = p.read(&name("www.example.com."), RecordType::A).await.unwrap();
+    fake.set_answers(&name("www.example.com."), RecordType::A, &["203.0.113.7"]);
+    let before = batches_sent(&fake);
+    let result = p
+        .apply(&batch(vec![
+            change(api, set("api.example.com.", &["192.0.2.11"]), ownership("prod-a", 2)),
+            change(www, set("www.example.com.", &["192.0.2.21"]), ownership("prod-a", 2)),
+        ]))
+        .await;
+    assert!(matches!(result, Err(ProviderError::Conflict(_))), "{result:?}");
+    assert_eq!(batches_sent(&fake), before);
+    assert_eq!(fake.contents(&name("api.example.com."), "A"), vec!["192.0.2.10"]);
+}

@@ -92,6 +92,10 @@ pub struct GcloudConfig {
     pub poll_attempts_max: u32,
     /// TTL of the ownership TXT record set, in seconds.
     pub ownership_ttl: u32,
+    /// Record sets veer may add in one change (two per name). Bounded by the
+    /// project quotas `rrsetAdditionsPerChange` / `rrsetDeletionsPerChange`;
+    /// 100 stays within them unless they were lowered.
+    pub batch_records_max: usize,
 }
 
 impl GcloudConfig {
@@ -115,6 +119,7 @@ impl GcloudConfig {
             poll_interval: Duration::from_millis(500),
             poll_attempts_max: 20,
             ownership_ttl: 300,
+            batch_records_max: 100,
         }
     }
 }
@@ -295,6 +300,14 @@ impl GcloudProvider {
         if batch.changes.is_empty() {
             return Ok(());
         }
+        if batch.changes.len() * 2 > self.config.batch_records_max {
+            return Err(ProviderError::Rejected(format!(
+                "a change of {} names adds {} record sets, more than the limit of {}",
+                batch.changes.len(),
+                batch.changes.len() * 2,
+                self.config.batch_records_max
+            )));
+        }
         let managed_zone = self.managed_zone(&batch.zone).await?;
         let (mut additions, mut deletions) = (Vec::new(), Vec::new());
         for change in &batch.changes {
@@ -364,8 +377,7 @@ impl Provider for GcloudProvider {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             weighting: Weighting::Weighted { max_weight: WEIGHT_MAX },
-            // Record sets per change (additions plus deletions); Cloud DNS's default quota is 1000.
-            batch_records_max: 1000,
+            batch_records_max: self.config.batch_records_max,
             atomic_batches: true,
             cas: CasPrimitive::ExactDeleteCreate,
         }

@@ -334,3 +334,48 @@ async fn the_fake_and_the_provider_speak_the_recorded_shapes() {
     assert_eq!(shape(&page), shape(&fixture(include_str!("fixtures/rrsets_list_page.json"))));
     assert!(log.iter().any(|l| l.path.ends_with("/changes/2")));
 }
+
+#[tokio::test]
+async fn a_batch_over_several_names_is_all_or_nothing() {
+    let (fake, p) = start_fake().await;
+    publish(&p, "api.example.com.", &[("192.0.2.10", 100)], 1).await.unwrap();
+    publish(&p, "www.example.com.", &[("192.0.2.20", 100)], 1).await.unwrap();
+    let api = p.read(&name("api.example.com."), RecordType::A).await.unwrap();
+    let www = p.read(&name("www.example.com."), RecordType::A).await.unwrap();
+    fake.set_answers(&name("www.example.com."), RecordType::A, &["203.0.113.7"]);
+    let result = p
+        .apply(&batch(vec![
+            change(api, weighted("api.example.com.", &[("192.0.2.11", 100)]), ownership("prod-a", 2)),
+            change(www, weighted("www.example.com.", &[("192.0.2.21", 100)]), ownership("prod-a", 2)),
+        ]))
+        .await;
+    assert!(matches!(result, Err(ProviderError::Conflict(_))), "{result:?}");
+    let api_now = p.read(&name("api.example.com."), RecordType::A).await.unwrap();
+    assert_eq!(
+        api_now.records,
+        Some(weighted("api.example.com.", &[("192.0.2.10", 100)])),
+        "the first name is untouched"
+    );
+    assert_eq!(api_now.ownership, Some(ownership("prod-a", 1)));
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_change_quota_is_refused_before_any_request() {
+    let (fake, p) = start_fake_with(|c| c.batch_records_max = 2).await;
+    let changes = ["a.example.com.", "b.example.com."]
+        .iter()
+        .map(|n| {
+            let expected = Observed {
+                name: name(n),
+                rtype: RecordType::A,
+                records: None,
+                ownership: None,
+                foreign_ownership: None,
+            };
+            change(expected, weighted(n, &[("192.0.2.1", 1)]), ownership("prod-a", 1))
+        })
+        .collect();
+    let result = p.apply(&batch(changes)).await;
+    assert!(matches!(result, Err(ProviderError::Rejected(_))), "{result:?}");
+    assert!(fake.log().is_empty());
+}
