@@ -279,12 +279,11 @@ impl Inner {
 
     /// One election round. Returns the epoch if this replica acquired the Lease.
     async fn try_acquire(&self, observed: &mut Option<Observed>) -> Result<Option<Epoch>, CoordError> {
-        let sent_at = Instant::now();
         let current = self.call("kubernetes get lease", self.leases.get_opt(&self.options.lease_name)).await?;
         let Some(current) = current else {
             let body = self.lease_body(None, Some(&self.options.identity), 1, true);
             return match timeout(self.options.call_timeout, self.leases.create(&PostParams::default(), &body)).await {
-                Ok(Ok(lease)) => Ok(Some(self.acquired(lease, sent_at))),
+                Ok(Ok(lease)) => Ok(Some(self.acquired(lease))),
                 Ok(Err(e)) if is_status(&e, 409) => Ok(None),
                 Ok(Err(e)) => Err(CoordError::backend("kubernetes create lease", e)),
                 Err(_) => {
@@ -323,14 +322,14 @@ impl Inner {
         )
         .await;
         match replaced {
-            Ok(Ok(lease)) => Ok(Some(self.acquired(lease, sent_at))),
+            Ok(Ok(lease)) => Ok(Some(self.acquired(lease))),
             Ok(Err(e)) if is_status(&e, 409) || is_status(&e, 404) => Ok(None),
             Ok(Err(e)) => Err(CoordError::backend("kubernetes acquire lease", e)),
             Err(_) => Err(CoordError::Timeout { step: "kubernetes acquire lease", after: self.options.call_timeout }),
         }
     }
 
-    fn acquired(&self, lease: Lease, _sent_at: Instant) -> Epoch {
+    fn acquired(&self, lease: Lease) -> Epoch {
         let epoch = Epoch(lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0).max(0) as u64);
         *self.held() = Some(Held { epoch, lease });
         epoch

@@ -119,24 +119,21 @@ impl Jitter {
 /// publishes.
 #[derive(Debug, Clone, PartialEq)]
 enum Tenure {
-    Follower {
-        leader: Option<String>,
-    },
+    /// Not leading. Failure edge: none (no writes to stop).
+    Follower { leader: Option<String> },
+    /// Leading. Failure edge: `Tick` at or past `renewed_at + renew_deadline` → `Lost`
+    /// (`RenewDeadline`); `Ended` from the backend → `Lost`.
+    ///
     /// Invariant: `renewed_at` is the *send* time of the last renewal the backend accepted
     /// (or of the acquisition), so the backend's own expiry is never earlier than
     /// `renewed_at + lease`. It never decreases within a tenure.
-    Leader {
-        epoch: Epoch,
-        renewed_at: Instant,
-    },
-    Lost {
-        epoch: Epoch,
-        reason: LossReason,
-    },
-    Releasing {
-        epoch: Epoch,
-        renewed_at: Instant,
-    },
+    Leader { epoch: Epoch, renewed_at: Instant },
+    /// The tenure of `epoch` ended. Failure edge: none further; `Acquired` with a greater
+    /// epoch starts a new tenure.
+    Lost { epoch: Epoch, reason: LossReason },
+    /// Graceful release: the fence refuses new writes. Failure edge: `Ended` → `Lost`.
+    Releasing { epoch: Epoch, renewed_at: Instant },
+    /// Terminal.
     Stopped,
 }
 
