@@ -143,7 +143,7 @@ async fn losing_etcd_quorum_makes_leader_writes_fail_fast_and_the_leader_steps_d
     let lost = wait_leadership(&a, Duration::from_secs(10), |l| matches!(l, Leadership::Lost { .. })).await;
     let step_down = lost_at.elapsed();
     println!("quorum lost: write failed after {write_took:?}, leader stepped down after {step_down:?}");
-    assert!(write_took < Duration::from_secs(5), "the write took {write_took:?}");
+    assert!(write_took < Duration::from_secs(6), "the write took {write_took:?}");
     assert!(lost.is_some(), "the leader must step down without quorum");
     // The renew deadline (2 s) counts from the last accepted renewal; the surviving member
     // may still answer keep-alives for up to its election timeout (1 s) after the loss. The
@@ -265,7 +265,9 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
     // pause, which etcd applied while the lease was still valid. None after the loss.
     assert!(wrote.len() <= 1, "the resumed leader wrote: {after:?}");
     assert!(wrote.iter().all(|l| l.at <= lost.at), "a write after the loss: {after:?}");
-    assert!(observed < Duration::from_secs(2) + Duration::from_secs(2), "loss observed after {observed:?}");
+    // The renew deadline (2 s) passed long ago on the monotonic clock: the loss is due at
+    // once; the rest is slack for scheduling on a shared machine.
+    assert!(observed < Duration::from_secs(2) + Duration::from_secs(4), "loss observed after {observed:?}");
     let _ = lost_index;
     let stored = runtime.block_on(async {
         let c = coordinator(&etcd, "/t/contenders", "reader", short()).await;
