@@ -57,6 +57,28 @@ async fn epochs_strictly_increase_across_leaders_and_a_step_down_hands_over_at_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_campaign_leaves_no_election_key_that_could_block_the_others() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = coordinator(&etcd, "/t/cancel", "a", short()).await;
+    let b = coordinator(&etcd, "/t/cancel", "b", short()).await;
+    let c = coordinator(&etcd, "/t/cancel", "c", short()).await;
+    a.campaign().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(700), b.campaign()).await.is_err(), "b waits");
+    let mut raw = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    let election = etcd_client::GetOptions::new().with_prefix();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.get("/t/cancel/election", Some(election.clone())).await.unwrap().kvs().len() != 1 {
+        assert!(Instant::now() < deadline, "b's abandoned election key is still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.step_down().await.unwrap();
+    // etcd deletes the key of a waiter whose campaign call is cancelled; b's own clean-up
+    // also ends its session, which covers a campaign dropped after etcd made it leader.
+    let epoch = tokio::time::timeout(Duration::from_secs(5), c.campaign()).await.expect("c leads").unwrap();
+    assert_eq!(c.epoch(), Some(epoch));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leaders_store_write_fails_at_etcd_even_when_its_local_fence_passes() {
     let Some(etcd) = Etcd::start(1).await else { return };
     // A long renewal period so that A's own keep-alive does not notice the revocation first.

@@ -377,6 +377,25 @@ async fn keep_alive(inner: Weak<Inner>, lease_id: i64, renewed_at: Arc<Mutex<Ins
     }
 }
 
+/// Ends the session of a campaign that did not finish as leader (its future was dropped):
+/// otherwise its election key would stay queued under a lease our keep-alive task renews,
+/// and could become a leader that nobody acts for, blocking every other replica.
+struct AbandonedCampaign<'a>(&'a Arc<Inner>);
+
+impl Drop for AbandonedCampaign<'_> {
+    fn drop(&mut self) {
+        if self.0.cell.current().epoch().is_some() {
+            return;
+        }
+        let Some(session) = self.0.session().take() else { return };
+        session.keeper.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::clone(self.0);
+            runtime.spawn(async move { inner.end_session(session).await });
+        }
+    }
+}
+
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
     fn identity(&self) -> &str {
@@ -390,6 +409,7 @@ impl Coordinator for EtcdCoordinator {
     async fn campaign(&self) -> Result<Epoch, CoordError> {
         let inner = &self.inner;
         let _one_at_a_time = inner.campaigning.lock().await;
+        let _cleanup = AbandonedCampaign(inner);
         loop {
             match inner.cell.current() {
                 Leadership::Leader { epoch } => return Ok(epoch),

@@ -403,10 +403,16 @@ impl Inner {
             renewer.abort();
         }
         if let Some(held) = held {
-            let transitions = held.lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-            let body = self.lease_body(Some(&held.lease), None, transitions, false);
-            let _ = self.replace_held(body, "kubernetes release lease").await;
+            self.clear_holder(held).await;
         }
+    }
+
+    /// Clears the holder of a Lease we held, conditional on its `resourceVersion` (a 409
+    /// means someone else has it already: nothing to give up).
+    async fn clear_holder(&self, held: Held) {
+        let transitions = held.lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
+        let body = self.lease_body(Some(&held.lease), None, transitions, false);
+        let _ = self.replace_held(body, "kubernetes release lease").await;
     }
 
     fn head_name(&self, key: &Key) -> String {
@@ -677,6 +683,23 @@ async fn renew(inner: Weak<Inner>, epoch: Epoch) {
     }
 }
 
+/// Gives up a Lease a campaign acquired but did not turn into a tenure (its future was
+/// dropped mid-way), so successors need not wait for it to expire.
+struct AbandonedCampaign<'a>(&'a Arc<Inner>);
+
+impl Drop for AbandonedCampaign<'_> {
+    fn drop(&mut self) {
+        if self.0.cell.current().epoch().is_some() {
+            return;
+        }
+        let Some(held) = self.0.held().take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::clone(self.0);
+            runtime.spawn(async move { inner.clear_holder(held).await });
+        }
+    }
+}
+
 #[async_trait]
 impl Coordinator for KubernetesCoordinator {
     fn identity(&self) -> &str {
@@ -690,6 +713,7 @@ impl Coordinator for KubernetesCoordinator {
     async fn campaign(&self) -> Result<Epoch, CoordError> {
         let inner = &self.inner;
         let _one_at_a_time = inner.campaigning.lock().await;
+        let _cleanup = AbandonedCampaign(inner);
         let mut observed = None;
         loop {
             match inner.cell.current() {
