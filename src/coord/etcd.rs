@@ -355,10 +355,15 @@ async fn keep_alive(inner: Weak<Inner>, lease_id: i64, renewed_at: Arc<Mutex<Ins
                 let mut last = renewed_at.lock().unwrap_or_else(|e| e.into_inner());
                 *last = (*last).max(sent_at);
                 drop(last);
-                this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
+                // Only the current session's lease speaks for the tenure.
+                if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+                    this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
+                }
             }
             Ok(Ok(Some(_))) => {
-                this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+                if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+                    this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+                }
                 let _ = gone.send(true);
                 return;
             }
@@ -367,7 +372,9 @@ async fn keep_alive(inner: Weak<Inner>, lease_id: i64, renewed_at: Arc<Mutex<Ins
                 stream = None;
                 let last = *renewed_at.lock().unwrap_or_else(|e| e.into_inner());
                 if Instant::now() >= last + timings.lease {
-                    this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+                    if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+                        this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+                    }
                     let _ = gone.send(true);
                     return;
                 }
