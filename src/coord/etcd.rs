@@ -423,8 +423,9 @@ impl Coordinator for EtcdCoordinator {
                 Leadership::Releasing { .. } | Leadership::Stopped => return Err(CoordError::Stopped),
                 Leadership::Follower { .. } | Leadership::Lost { .. } => {}
             }
-            // A session that led, or whose lease is gone, is never reused.
-            let stale = inner.session().as_ref().is_some_and(|s| s.used || *s.gone.borrow());
+            // A session that led, whose lease is gone, or whose keep-alive task ended, is never
+            // reused.
+            let stale = inner.session().as_ref().is_some_and(|s| s.used || *s.gone.borrow() || s.keeper.is_finished());
             if stale {
                 inner.take_and_end_session().await;
             }
