@@ -137,7 +137,7 @@ enum Tenure {
     Stopped,
 }
 
-/// Inputs of [`step`].
+/// Inputs of the tenure state machine, applied with [`LeaderCell::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A follower saw who leads.
