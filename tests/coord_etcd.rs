@@ -79,6 +79,19 @@ async fn a_cancelled_campaign_leaves_no_election_key_that_could_block_the_others
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_revoked_learns_it_from_its_next_keep_alive() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = coordinator(&etcd, "/t/revoked", "a", short()).await;
+    let epoch = a.campaign().await.unwrap();
+    let mut raw = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    raw.lease_revoke(a.lease_id().unwrap()).await.unwrap();
+    let lost = wait_leadership(&a, Duration::from_secs(5), |l| matches!(l, Leadership::Lost { .. })).await;
+    assert_eq!(lost, Some(Leadership::Lost { epoch, reason: LossReason::LeaseExpired }));
+    let again = tokio::time::timeout(Duration::from_secs(10), a.campaign()).await.unwrap().unwrap();
+    assert!(again > epoch, "a new tenure runs on a new lease with a greater epoch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leaders_store_write_fails_at_etcd_even_when_its_local_fence_passes() {
     let Some(etcd) = Etcd::start(1).await else { return };
     // A long renewal period so that A's own keep-alive does not notice the revocation first.

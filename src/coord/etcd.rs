@@ -360,28 +360,32 @@ async fn keep_alive(inner: Weak<Inner>, lease_id: i64, renewed_at: Arc<Mutex<Ins
                     this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
                 }
             }
-            Ok(Ok(Some(_))) => {
-                if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
-                    this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
-                }
-                let _ = gone.send(true);
-                return;
+            // TTL 0 (the client reports it as "lease not found" when it opens a stream): the
+            // lease is gone.
+            Ok(Ok(Some(_))) => return lease_gone(&this, lease_id, &gone),
+            Ok(Err(etcd_client::Error::LeaseKeepAliveError(message))) if message.contains("not found") => {
+                return lease_gone(&this, lease_id, &gone);
             }
             _ => {
                 // A broken or late stream may answer the wrong request later: start afresh.
                 stream = None;
                 let last = *renewed_at.lock().unwrap_or_else(|e| e.into_inner());
                 if Instant::now() >= last + timings.lease {
-                    if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
-                        this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
-                    }
-                    let _ = gone.send(true);
-                    return;
+                    return lease_gone(&this, lease_id, &gone);
                 }
                 this.cell.current();
             }
         }
     }
+}
+
+/// Records that the lease of a session is gone: ends the tenure if this is the current
+/// session's lease, and wakes a campaign waiting on it.
+fn lease_gone(inner: &Inner, lease_id: i64, gone: &watch::Sender<bool>) {
+    if inner.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+        inner.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+    }
+    let _ = gone.send(true);
 }
 
 /// Ends the session of a campaign that did not finish as leader (its future was dropped):
