@@ -191,6 +191,10 @@ fn step(state: &Tenure, event: Event, now: Instant, timings: &Timings) -> Tenure
         }
         (Leader { epoch, .. } | Releasing { epoch, .. }, Event::Ended(reason)) => Lost { epoch: *epoch, reason },
         (Leader { epoch, renewed_at }, Event::ReleaseStarted) => Releasing { epoch: *epoch, renewed_at: *renewed_at },
+        (Follower { .. } | Lost { .. }, Event::Acquired { epoch, sent_at }) if expired(sent_at) => {
+            // Acquired so long ago (a slow reply, a pause) that the deadline already passed.
+            Lost { epoch, reason: LossReason::RenewDeadline }
+        }
         (Follower { .. } | Lost { .. }, Event::Acquired { epoch, sent_at }) => Leader { epoch, renewed_at: sent_at },
         (Follower { .. } | Lost { .. }, Event::Observed { leader }) => Follower { leader },
         (Follower { .. } | Lost { .. }, Event::ReleaseStarted) => Stopped,
@@ -429,6 +433,14 @@ mod tests {
         let late = start + Duration::from_secs(11);
         let after = cell.apply(Event::Renewed { sent_at: start + Duration::from_secs(1) }, late);
         assert_eq!(after, Leadership::Lost { epoch: Epoch(1), reason: LossReason::RenewDeadline });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_acquisition_reported_after_its_deadline_is_not_a_tenure() {
+        let cell = LeaderCell::new(timings());
+        let sent = Instant::now();
+        let state = cell.apply(Event::Acquired { epoch: Epoch(2), sent_at: sent }, sent + Duration::from_secs(10));
+        assert_eq!(state, Leadership::Lost { epoch: Epoch(2), reason: LossReason::RenewDeadline });
     }
 
     #[tokio::test(start_paused = true)]
