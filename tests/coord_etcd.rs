@@ -92,6 +92,30 @@ async fn a_leader_whose_lease_is_revoked_learns_it_from_its_next_keep_alive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_release_waits_for_writes_in_flight_then_hands_over() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = std::sync::Arc::new(coordinator(&etcd, "/t/release", "a", short()).await);
+    let b = coordinator(&etcd, "/t/release", "b", short()).await;
+    let epoch = a.campaign().await.unwrap();
+    let in_flight = a.fence(epoch, Duration::from_millis(200)).unwrap();
+    let releasing = tokio::spawn({
+        let a = a.clone();
+        async move { a.release().await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!releasing.is_finished(), "release waits for the write in flight");
+    assert_eq!(*a.leadership().borrow(), Leadership::Releasing { epoch });
+    assert!(a.fence(epoch, Duration::ZERO).is_err(), "no new writes while releasing");
+    // Without renewals during the release, at most 3 s - 1.5 s would be left.
+    let left = a.remaining_lease().unwrap();
+    assert!(left > Duration::from_millis(1600), "the lease is still renewed while releasing: {left:?} left");
+    drop(in_flight);
+    tokio::time::timeout(Duration::from_secs(5), releasing).await.unwrap().unwrap().unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), b.campaign()).await.expect("b takes over").unwrap();
+    assert!(next > epoch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leaders_store_write_fails_at_etcd_even_when_its_local_fence_passes() {
     let Some(etcd) = Etcd::start(1).await else { return };
     // A long renewal period so that A's own keep-alive does not notice the revocation first.
