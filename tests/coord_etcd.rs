@@ -58,6 +58,65 @@ async fn epochs_strictly_increase_across_leaders_and_a_step_down_hands_over_at_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_campaign_leaves_no_election_key_that_could_block_the_others() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = coordinator(&etcd, "/t/cancel", "a", short()).await;
+    let b = coordinator(&etcd, "/t/cancel", "b", short()).await;
+    let c = coordinator(&etcd, "/t/cancel", "c", short()).await;
+    a.campaign().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(700), b.campaign()).await.is_err(), "b waits");
+    let mut raw = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    let election = etcd_client::GetOptions::new().with_prefix();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.get("/t/cancel/election", Some(election.clone())).await.unwrap().kvs().len() != 1 {
+        assert!(Instant::now() < deadline, "b's abandoned election key is still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.step_down().await.unwrap();
+    // etcd deletes the key of a waiter whose campaign call is cancelled; b's own clean-up
+    // also ends its session, which covers a campaign dropped after etcd made it leader.
+    let epoch = tokio::time::timeout(Duration::from_secs(5), c.campaign()).await.expect("c leads").unwrap();
+    assert_eq!(c.epoch(), Some(epoch));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_revoked_learns_it_from_its_next_keep_alive() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = coordinator(&etcd, "/t/revoked", "a", short()).await;
+    let epoch = a.campaign().await.unwrap();
+    let mut raw = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    raw.lease_revoke(a.lease_id().unwrap()).await.unwrap();
+    let lost = wait_leadership(&a, Duration::from_secs(5), |l| matches!(l, Leadership::Lost { .. })).await;
+    assert_eq!(lost, Some(Leadership::Lost { epoch, reason: LossReason::LeaseExpired }));
+    let again = tokio::time::timeout(Duration::from_secs(10), a.campaign()).await.unwrap().unwrap();
+    assert!(again > epoch, "a new tenure runs on a new lease with a greater epoch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_release_waits_for_writes_in_flight_then_hands_over() {
+    let Some(etcd) = Etcd::start(1).await else { return };
+    let a = std::sync::Arc::new(coordinator(&etcd, "/t/release", "a", short()).await);
+    let b = coordinator(&etcd, "/t/release", "b", short()).await;
+    let epoch = a.campaign().await.unwrap();
+    let in_flight = a.fence(epoch, Duration::from_millis(200)).unwrap();
+    let releasing = tokio::spawn({
+        let a = a.clone();
+        async move { a.release().await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!releasing.is_finished(), "release waits for the write in flight");
+    assert_eq!(*a.leadership().borrow(), Leadership::Releasing { epoch });
+    assert!(a.fence(epoch, Duration::ZERO).is_err(), "no new writes while releasing");
+    // Without renewals during the release, at most 3 s - 1.5 s would be left.
+    let left = a.remaining_lease().unwrap();
+    assert!(left > Duration::from_millis(1600), "the lease is still renewed while releasing: {left:?} left");
+    drop(in_flight);
+    tokio::time::timeout(Duration::from_secs(5), releasing).await.unwrap().unwrap().unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), b.campaign()).await.expect("b takes over").unwrap();
+    assert!(next > epoch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leaders_store_write_fails_at_etcd_even_when_its_local_fence_passes() {
     let Some(etcd) = Etcd::start(1).await else { return };
     // A long renewal period so that A's own keep-alive does not notice the revocation first.
@@ -144,7 +203,7 @@ async fn losing_etcd_quorum_makes_leader_writes_fail_fast_and_the_leader_steps_d
     let lost = wait_leadership(&a, Duration::from_secs(10), |l| matches!(l, Leadership::Lost { .. })).await;
     let step_down = lost_at.elapsed();
     println!("quorum lost: write failed after {write_took:?}, leader stepped down after {step_down:?}");
-    assert!(write_took < Duration::from_secs(5), "the write took {write_took:?}");
+    assert!(write_took < Duration::from_secs(6), "the write took {write_took:?}");
     assert!(lost.is_some(), "the leader must step down without quorum");
     // The renew deadline (2 s) counts from the last accepted renewal; the surviving member
     // may still answer keep-alives for up to its election timeout (1 s) after the loss. The
@@ -266,7 +325,9 @@ fn contender_processes_fence_a_paused_leader_and_survive_kill_9_and_an_etcd_memb
     // pause, which etcd applied while the lease was still valid. None after the loss.
     assert!(wrote.len() <= 1, "the resumed leader wrote: {after:?}");
     assert!(wrote.iter().all(|l| l.at <= lost.at), "a write after the loss: {after:?}");
-    assert!(observed < Duration::from_secs(2) + Duration::from_secs(2), "loss observed after {observed:?}");
+    // The renew deadline (2 s) passed long ago on the monotonic clock: the loss is due at
+    // once; the rest is slack for scheduling on a shared machine.
+    assert!(observed < Duration::from_secs(2) + Duration::from_secs(4), "loss observed after {observed:?}");
     let _ = lost_index;
     let stored = runtime.block_on(async {
         let c = coordinator(&etcd, "/t/contenders", "reader", short()).await;

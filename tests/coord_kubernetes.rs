@@ -189,3 +189,32 @@ async fn the_config_map_store_round_trips_large_values_lists_by_space_and_keeps_
     let labels = &labelled.unwrap()["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], json!("veer"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_keeps_its_lease_renewed_while_it_stamps_a_large_store() {
+    let fake = FakeKube::start().await;
+    {
+        let mut state = fake.state.lock().unwrap();
+        for i in 0..1500 {
+            state.insert(
+                MAPS,
+                "veer",
+                json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("veer-veer-leader-plans-{i:016x}"),
+                                 "labels": {"app.kubernetes.io/managed-by": "veer", "veer.io/store": "veer-leader",
+                                            "veer.io/space": "plans", "veer.io/part": "head"},
+                                 "annotations": {"veer.io/key": format!("r/{i:020}"), "veer.io/epoch": "0"}},
+                    "data": {"entry": "{\"value\":1}"},
+                }),
+            );
+        }
+    }
+    let a = elector(&fake, "pod-a", short()).await;
+    let started = std::time::Instant::now();
+    let epoch = tokio::time::timeout(Duration::from_secs(60), a.campaign()).await.expect("acquired").unwrap();
+    println!("acquired and stamped 1500 ConfigMaps in {:?}", started.elapsed());
+    let stamped = fake.state.lock().unwrap().object(MAPS, "veer", "veer-veer-leader-plans-00000000000005db").unwrap();
+    assert_eq!(stamped["metadata"]["annotations"]["veer.io/epoch"], json!(epoch.0.to_string()));
+    assert!(a.fence(epoch, Duration::ZERO).is_ok());
+}

@@ -355,24 +355,54 @@ async fn keep_alive(inner: Weak<Inner>, lease_id: i64, renewed_at: Arc<Mutex<Ins
                 let mut last = renewed_at.lock().unwrap_or_else(|e| e.into_inner());
                 *last = (*last).max(sent_at);
                 drop(last);
-                this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
+                // Only the current session's lease speaks for the tenure.
+                if this.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+                    this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
+                }
             }
-            Ok(Ok(Some(_))) => {
-                this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
-                let _ = gone.send(true);
-                return;
+            // TTL 0 (the client reports it as "lease not found" when it opens a stream): the
+            // lease is gone.
+            Ok(Ok(Some(_))) => return lease_gone(&this, lease_id, &gone),
+            Ok(Err(etcd_client::Error::LeaseKeepAliveError(message))) if message.contains("not found") => {
+                return lease_gone(&this, lease_id, &gone);
             }
             _ => {
                 // A broken or late stream may answer the wrong request later: start afresh.
                 stream = None;
                 let last = *renewed_at.lock().unwrap_or_else(|e| e.into_inner());
                 if Instant::now() >= last + timings.lease {
-                    this.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
-                    let _ = gone.send(true);
-                    return;
+                    return lease_gone(&this, lease_id, &gone);
                 }
                 this.cell.current();
             }
+        }
+    }
+}
+
+/// Records that the lease of a session is gone: ends the tenure if this is the current
+/// session's lease, and wakes a campaign waiting on it.
+fn lease_gone(inner: &Inner, lease_id: i64, gone: &watch::Sender<bool>) {
+    if inner.session().as_ref().is_some_and(|s| s.lease_id == lease_id) {
+        inner.cell.apply(TenureEvent::Ended(LossReason::LeaseExpired), Instant::now());
+    }
+    let _ = gone.send(true);
+}
+
+/// Ends the session of a campaign that did not finish as leader (its future was dropped):
+/// otherwise its election key would stay queued under a lease our keep-alive task renews,
+/// and could become a leader that nobody acts for, blocking every other replica.
+struct AbandonedCampaign<'a>(&'a Arc<Inner>);
+
+impl Drop for AbandonedCampaign<'_> {
+    fn drop(&mut self) {
+        if self.0.cell.current().epoch().is_some() {
+            return;
+        }
+        let Some(session) = self.0.session().take() else { return };
+        session.keeper.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::clone(self.0);
+            runtime.spawn(async move { inner.end_session(session).await });
         }
     }
 }
@@ -390,14 +420,16 @@ impl Coordinator for EtcdCoordinator {
     async fn campaign(&self) -> Result<Epoch, CoordError> {
         let inner = &self.inner;
         let _one_at_a_time = inner.campaigning.lock().await;
+        let _cleanup = AbandonedCampaign(inner);
         loop {
             match inner.cell.current() {
                 Leadership::Leader { epoch } => return Ok(epoch),
                 Leadership::Releasing { .. } | Leadership::Stopped => return Err(CoordError::Stopped),
                 Leadership::Follower { .. } | Leadership::Lost { .. } => {}
             }
-            // A session that led, or whose lease is gone, is never reused.
-            let stale = inner.session().as_ref().is_some_and(|s| s.used || *s.gone.borrow());
+            // A session that led, whose lease is gone, or whose keep-alive task ended, is never
+            // reused.
+            let stale = inner.session().as_ref().is_some_and(|s| s.used || *s.gone.borrow() || s.keeper.is_finished());
             if stale {
                 inner.take_and_end_session().await;
             }

@@ -97,6 +97,9 @@ impl KubernetesOptions {
 struct Held {
     epoch: Epoch,
     lease: Lease,
+    /// Send time of the last Lease write the API server accepted (acquisition or renewal).
+    /// Invariant: never decreases.
+    renewed_at: Instant,
 }
 
 /// A follower's last observation of another holder's Lease.
@@ -330,9 +333,9 @@ impl Inner {
         }
     }
 
-    fn acquired(&self, lease: Lease, _sent_at: Instant) -> Epoch {
+    fn acquired(&self, lease: Lease, sent_at: Instant) -> Epoch {
         let epoch = Epoch(lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0).max(0) as u64);
-        *self.held() = Some(Held { epoch, lease });
+        *self.held() = Some(Held { epoch, lease, renewed_at: sent_at });
         epoch
     }
 
@@ -354,19 +357,27 @@ impl Inner {
         }
     }
 
-    /// After acquisition: makes sure no stamp exceeds our epoch (raising `leaseTransitions`
-    /// if one does), then stamps every leader-only ConfigMap with it.
-    async fn stamp(&self, mut epoch: Epoch) -> Result<Epoch, CoordError> {
+    /// After acquisition: makes sure no stamp exceeds our epoch, raising `leaseTransitions`
+    /// if one does. Returns the epoch and the store's head ConfigMaps.
+    async fn raise_above_stamps(&self, epoch: Epoch) -> Result<(Epoch, Vec<ConfigMap>), CoordError> {
         let heads = self.list_heads(None).await?;
         let highest = heads.iter().filter_map(|cm| epoch_of(&cm.metadata)).max().unwrap_or(0);
-        if highest >= epoch.0 {
-            let held = self.held().clone().ok_or(CoordError::Fenced(FenceError::NotLeader))?;
-            let transitions = i32::try_from(highest + 1).map_err(|e| CoordError::Local(e.to_string()))?;
-            let body = self.lease_body(Some(&held.lease), Some(&self.options.identity), transitions, false);
-            let lease = self.replace_held(body, "kubernetes raise lease transitions").await?;
-            epoch = Epoch(highest + 1);
-            *self.held() = Some(Held { epoch, lease });
+        if highest < epoch.0 {
+            return Ok((epoch, heads));
         }
+        let held = self.held().clone().ok_or(CoordError::Fenced(FenceError::NotLeader))?;
+        let transitions = i32::try_from(highest + 1).map_err(|e| CoordError::Local(e.to_string()))?;
+        let body = self.lease_body(Some(&held.lease), Some(&self.options.identity), transitions, false);
+        let sent_at = Instant::now();
+        let lease = self.replace_held(body, "kubernetes raise lease transitions").await?;
+        let epoch = Epoch(highest + 1);
+        *self.held() = Some(Held { epoch, lease, renewed_at: held.renewed_at.max(sent_at) });
+        Ok((epoch, heads))
+    }
+
+    /// Stamps every leader-only head ConfigMap with `epoch` (the renewer keeps the Lease
+    /// alive meanwhile: a large store takes a while).
+    async fn stamp(&self, epoch: Epoch, heads: Vec<ConfigMap>) -> Result<(), CoordError> {
         for head in heads {
             let leader_only = head.metadata.labels.as_ref().and_then(|l| l.get(SPACE)).and_then(|s| Space::parse(s));
             if !leader_only.is_some_and(Space::leader_only) || epoch_of(&head.metadata).is_some_and(|e| e >= epoch.0) {
@@ -394,7 +405,21 @@ impl Inner {
                 }
             }
         }
-        Ok(epoch)
+        Ok(())
+    }
+
+    /// Turns a fresh acquisition into a tenure: epoch above every stamp, renewer running,
+    /// store stamped, then the tenure starts from the last accepted Lease write. `None` if
+    /// any step failed or the Lease was lost meanwhile.
+    async fn establish(self: &Arc<Self>, epoch: Epoch) -> Option<Epoch> {
+        let (epoch, heads) = self.raise_above_stamps(epoch).await.ok()?;
+        let renewer = tokio::spawn(renew(Arc::downgrade(self), epoch));
+        if let Some(old) = self.renewer.lock().unwrap_or_else(|e| e.into_inner()).replace(renewer) {
+            old.abort();
+        }
+        self.stamp(epoch, heads).await.ok()?;
+        let renewed_at = self.held().as_ref().filter(|h| h.epoch == epoch)?.renewed_at;
+        self.cell.apply(TenureEvent::Acquired { epoch, sent_at: renewed_at }, Instant::now()).epoch()
     }
 
     /// Gives the Lease up (holder cleared) so a successor need not wait for it to expire.
@@ -404,10 +429,16 @@ impl Inner {
             renewer.abort();
         }
         if let Some(held) = held {
-            let transitions = held.lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-            let body = self.lease_body(Some(&held.lease), None, transitions, false);
-            let _ = self.replace_held(body, "kubernetes release lease").await;
+            self.clear_holder(held).await;
         }
+    }
+
+    /// Clears the holder of a Lease we held, conditional on its `resourceVersion` (a 409
+    /// means someone else has it already: nothing to give up).
+    async fn clear_holder(&self, held: Held) {
+        let transitions = held.lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
+        let body = self.lease_body(Some(&held.lease), None, transitions, false);
+        let _ = self.replace_held(body, "kubernetes release lease").await;
     }
 
     fn head_name(&self, key: &Key) -> String {
@@ -641,8 +672,9 @@ fn split_utf8(s: &str, limit: usize) -> Vec<&str> {
     parts
 }
 
-/// The leader's renewal loop: jittered, each renewal a conditional replace. 409/404 end the
-/// tenure at once; other failures are retried until the renew deadline ends it.
+/// The holder's renewal loop, from acquisition (while the store is stamped) through the
+/// tenure and a graceful release: jittered, each renewal a conditional replace. 409/404 end
+/// the tenure at once; other failures are retried until the renew deadline ends it.
 async fn renew(inner: Weak<Inner>, epoch: Epoch) {
     loop {
         let Some(this) = inner.upgrade() else { return };
@@ -650,8 +682,10 @@ async fn renew(inner: Weak<Inner>, epoch: Epoch) {
         drop(this);
         sleep(interval).await;
         let Some(this) = inner.upgrade() else { return };
-        if this.cell.current().epoch() != Some(epoch) {
-            return;
+        match this.cell.current() {
+            Leadership::Lost { epoch: ended, .. } if ended == epoch => return,
+            Leadership::Stopped => return,
+            _ => {}
         }
         let Some(held) = this.held().clone().filter(|h| h.epoch == epoch) else { return };
         let transitions = held.lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
@@ -662,6 +696,7 @@ async fn renew(inner: Weak<Inner>, epoch: Epoch) {
                 let mut guard = this.held();
                 if let Some(h) = guard.as_mut().filter(|h| h.epoch == epoch) {
                     h.lease = lease;
+                    h.renewed_at = h.renewed_at.max(sent_at);
                 }
                 drop(guard);
                 this.cell.apply(TenureEvent::Renewed { sent_at }, Instant::now());
@@ -674,6 +709,23 @@ async fn renew(inner: Weak<Inner>, epoch: Epoch) {
             Err(_) => {
                 this.cell.current();
             }
+        }
+    }
+}
+
+/// Gives up a Lease a campaign acquired but did not turn into a tenure (its future was
+/// dropped mid-way), so successors need not wait for it to expire.
+struct AbandonedCampaign<'a>(&'a Arc<Inner>);
+
+impl Drop for AbandonedCampaign<'_> {
+    fn drop(&mut self) {
+        if self.0.cell.current().epoch().is_some() {
+            return;
+        }
+        let Some(held) = self.0.held().take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::clone(self.0);
+            runtime.spawn(async move { inner.clear_holder(held).await });
         }
     }
 }
@@ -691,6 +743,7 @@ impl Coordinator for KubernetesCoordinator {
     async fn campaign(&self) -> Result<Epoch, CoordError> {
         let inner = &self.inner;
         let _one_at_a_time = inner.campaigning.lock().await;
+        let _cleanup = AbandonedCampaign(inner);
         let mut observed = None;
         loop {
             match inner.cell.current() {
@@ -698,23 +751,11 @@ impl Coordinator for KubernetesCoordinator {
                 Leadership::Releasing { .. } | Leadership::Stopped => return Err(CoordError::Stopped),
                 Leadership::Follower { .. } | Leadership::Lost { .. } => {}
             }
-            let sent_at = Instant::now();
             if let Ok(Some(epoch)) = inner.try_acquire(&mut observed).await {
-                match inner.stamp(epoch).await {
-                    Ok(epoch) => {
-                        let state = inner.cell.apply(TenureEvent::Acquired { epoch, sent_at }, Instant::now());
-                        if let Leadership::Leader { epoch } = state {
-                            let renewer = tokio::spawn(renew(Arc::downgrade(inner), epoch));
-                            if let Some(old) = inner.renewer.lock().unwrap_or_else(|e| e.into_inner()).replace(renewer)
-                            {
-                                old.abort();
-                            }
-                            return Ok(epoch);
-                        }
-                        inner.give_up().await;
-                    }
-                    Err(_) => inner.give_up().await,
+                if let Some(epoch) = inner.establish(epoch).await {
+                    return Ok(epoch);
                 }
+                inner.give_up().await;
             }
             sleep(inner.jitter.follower_interval(inner.options.timings.retry)).await;
         }

@@ -119,28 +119,25 @@ impl Jitter {
 /// publishes.
 #[derive(Debug, Clone, PartialEq)]
 enum Tenure {
-    Follower {
-        leader: Option<String>,
-    },
+    /// Not leading. Failure edge: none (no writes to stop).
+    Follower { leader: Option<String> },
+    /// Leading. Failure edge: `Tick` at or past `renewed_at + renew_deadline` → `Lost`
+    /// (`RenewDeadline`); `Ended` from the backend → `Lost`.
+    ///
     /// Invariant: `renewed_at` is the *send* time of the last renewal the backend accepted
     /// (or of the acquisition), so the backend's own expiry is never earlier than
     /// `renewed_at + lease`. It never decreases within a tenure.
-    Leader {
-        epoch: Epoch,
-        renewed_at: Instant,
-    },
-    Lost {
-        epoch: Epoch,
-        reason: LossReason,
-    },
-    Releasing {
-        epoch: Epoch,
-        renewed_at: Instant,
-    },
+    Leader { epoch: Epoch, renewed_at: Instant },
+    /// The tenure of `epoch` ended. Failure edge: none further; `Acquired` with a greater
+    /// epoch starts a new tenure.
+    Lost { epoch: Epoch, reason: LossReason },
+    /// Graceful release: the fence refuses new writes. Failure edge: `Ended` → `Lost`.
+    Releasing { epoch: Epoch, renewed_at: Instant },
+    /// Terminal.
     Stopped,
 }
 
-/// Inputs of [`step`].
+/// Inputs of the tenure state machine, applied with [`LeaderCell::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A follower saw who leads.
@@ -194,6 +191,10 @@ fn step(state: &Tenure, event: Event, now: Instant, timings: &Timings) -> Tenure
         }
         (Leader { epoch, .. } | Releasing { epoch, .. }, Event::Ended(reason)) => Lost { epoch: *epoch, reason },
         (Leader { epoch, renewed_at }, Event::ReleaseStarted) => Releasing { epoch: *epoch, renewed_at: *renewed_at },
+        (Follower { .. } | Lost { .. }, Event::Acquired { epoch, sent_at }) if expired(sent_at) => {
+            // Acquired so long ago (a slow reply, a pause) that the deadline already passed.
+            Lost { epoch, reason: LossReason::RenewDeadline }
+        }
         (Follower { .. } | Lost { .. }, Event::Acquired { epoch, sent_at }) => Leader { epoch, renewed_at: sent_at },
         (Follower { .. } | Lost { .. }, Event::Observed { leader }) => Follower { leader },
         (Follower { .. } | Lost { .. }, Event::ReleaseStarted) => Stopped,
@@ -432,6 +433,14 @@ mod tests {
         let late = start + Duration::from_secs(11);
         let after = cell.apply(Event::Renewed { sent_at: start + Duration::from_secs(1) }, late);
         assert_eq!(after, Leadership::Lost { epoch: Epoch(1), reason: LossReason::RenewDeadline });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_acquisition_reported_after_its_deadline_is_not_a_tenure() {
+        let cell = LeaderCell::new(timings());
+        let sent = Instant::now();
+        let state = cell.apply(Event::Acquired { epoch: Epoch(2), sent_at: sent }, sent + Duration::from_secs(10));
+        assert_eq!(state, Leadership::Lost { epoch: Epoch(2), reason: LossReason::RenewDeadline });
     }
 
     #[tokio::test(start_paused = true)]
