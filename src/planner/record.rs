@@ -17,7 +17,7 @@ use super::{
 use crate::health::{EndpointHealth, HealthState};
 use crate::policy::model::{OnAllUnhealthy, Routing};
 use crate::time::Timestamp;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The change ledger's window: `maxChangesPerHour`.
@@ -110,7 +110,8 @@ pub(super) fn plan_record(
     let stages = spec.warmup.stages();
     let set_only = matches!(policy_input.weighting, Weighting::SetOnly);
 
-    let health: HashMap<&str, EndpointHealth> = input.health.policy_endpoints(name).map(|(k, h)| (k, *h)).collect();
+    // Sorted by id (the view's key order): binary search beats hashing at this size.
+    let health: Vec<(&str, EndpointHealth)> = input.health.policy_endpoints(name).map(|(k, h)| (k, *h)).collect();
     let unknown = EndpointHealth { state: HealthState::Unknown, vantages_down: 0, vantages_fresh: 0 };
     let mut eps = Vec::new();
     for (pool_index, pool) in spec.pools.value.iter().enumerate() {
@@ -121,24 +122,34 @@ pub(super) fn plan_record(
                 pool_name: &pool.name.value,
                 address: &e.address.value,
                 capacity: u64::from(e.capacity()),
-                health: health.get(e.id.value.as_str()).copied().unwrap_or(unknown),
+                health: health
+                    .binary_search_by(|(k, _)| (*k).cmp(e.id.value.as_str()))
+                    .map_or(unknown, |found| health[found].1),
             });
         }
     }
     let pools = spec.pools.value.len();
     let total: u64 = eps.iter().map(|e| e.capacity).sum();
 
-    let mut state = previous.cloned().unwrap_or_default();
+    let empty = RecordState::default();
+    let previous = previous.unwrap_or(&empty);
     let window = spec.shift.window();
-    state.removals.retain(|r| now.since(r.at) < window);
-    state.changes.retain(|t| now.since(*t) < HOUR);
-    // A join counts for `hold` and at least for the instant it happened (`hold: 0s`).
-    state.joins.retain(|j| now.since(j.at) < spec.warmup.hold() || j.at >= now);
-    let published: BTreeMap<String, u32> = observed.map_or_else(|| state.published.clone(), |o| o.answers.clone());
+    let hold = spec.warmup.hold();
+    // Only the ledgers carry over as they are; endpoints and answers are rebuilt.
+    let state = RecordState {
+        endpoints: BTreeMap::new(),
+        removals: previous.removals.iter().filter(|r| now.since(r.at) < window).cloned().collect(),
+        changes: previous.changes.iter().filter(|t| now.since(**t) < HOUR).copied().collect(),
+        // A join counts for `hold` and at least for the instant it happened (`hold: 0s`).
+        joins: previous.joins.iter().filter(|j| now.since(j.at) < hold || j.at >= now).cloned().collect(),
+        generation: previous.generation,
+        published: BTreeMap::new(),
+    };
+    let published: &BTreeMap<String, u32> = observed.map_or(&previous.published, |o| &o.answers);
     let published_weight: Vec<u32> = eps.iter().map(|e| published.get(e.id).copied().unwrap_or(0)).collect();
     let is_published: Vec<bool> = published_weight.iter().map(|w| *w > 0).collect();
     let anything_published = is_published.iter().any(|p| *p);
-    let warm = infer_warmup(&eps, &state, &published_weight, &stages, set_only, now);
+    let warm = infer_warmup(&eps, previous, &published_weight, &stages, set_only, now);
     let floor = Floor {
         count_min: spec.guards.min_healthy_endpoints(),
         capacity_percent_min: spec.guards.min_capacity_percent(),
@@ -178,7 +189,7 @@ pub(super) fn plan_record(
     // 2. Weights, diff, and the holds that need the result.
     let mut outcome = outcome;
     let mut weights = ctx.weights(&outcome, &published_weight);
-    let mut changes = diff(&eps, &published, &weights, &outcome);
+    let mut changes = diff(&eps, published, &weights, &outcome);
     let forced = outcome.decisions.iter().flatten().any(|d| d.forced && d.reason.is_some());
     if !changes.is_empty() && anything_published {
         let hold = if let Some(freeze) = overrides.freeze {
@@ -965,9 +976,12 @@ fn diff(eps: &[Ep<'_>], published: &BTreeMap<String, u32>, weights: &[u32], outc
         );
         changes.push(AnswerChange { endpoint: e.id.to_string(), from, to, reason });
     }
-    if !outcome.hold_all {
+    let known = eps.iter().filter(|e| published.get(e.id).is_some_and(|w| *w > 0)).count();
+    let live = published.values().filter(|w| **w > 0).count();
+    if !outcome.hold_all && live > known {
+        let ids: std::collections::HashSet<&str> = eps.iter().map(|e| e.id).collect();
         for (id, w) in published.iter().filter(|(_, w)| **w > 0) {
-            if !eps.iter().any(|e| e.id == id) {
+            if !ids.contains(id.as_str()) {
                 changes.push(AnswerChange {
                     endpoint: id.clone(),
                     from: Some(*w),
