@@ -2,7 +2,12 @@
 //! second over HTTP, a new connection per probe, compared with the floor — a
 //! bare tokio connect + GET loop at the same rate on the same targets.
 //!
-//! `cargo bench --bench probes -- [--endpoints 10000] [--seconds 30] [--ports 64]`
+//! `cargo bench --bench probes -- [--endpoints 10000] [--seconds 30] [--ports 64] [--blackbox-endpoints 1000]`
+//!
+//! When `prometheus-blackbox-exporter` (Debian package) is on the PATH, it is
+//! measured too, as a peer: driven through its `/probe` API at
+//! `--blackbox-endpoints` probes per second (it tops out near 2 000/s on 2
+//! cores), its own CPU divided by the probes it ran.
 //!
 //! The bench runs three processes of itself: an HTTP server on `--ports`
 //! loopback ports (many ports, so that client TIME_WAIT sockets do not exhaust
@@ -33,10 +38,18 @@ struct Options {
     seconds: u64,
     ports: Vec<u16>,
     port_count: usize,
+    blackbox_endpoints: usize,
 }
 
 fn options() -> Options {
-    let mut o = Options { role: "run".into(), endpoints: 10_000, seconds: 30, ports: Vec::new(), port_count: 64 };
+    let mut o = Options {
+        role: "run".into(),
+        endpoints: 10_000,
+        seconds: 30,
+        ports: Vec::new(),
+        port_count: 64,
+        blackbox_endpoints: 1_000,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -45,6 +58,7 @@ fn options() -> Options {
             "--endpoints" => o.endpoints = value().parse().expect("--endpoints N"),
             "--seconds" => o.seconds = value().parse().expect("--seconds S"),
             "--ports" => o.port_count = value().parse().expect("--ports N"),
+            "--blackbox-endpoints" => o.blackbox_endpoints = value().parse().expect("--blackbox-endpoints N"),
             "--port-list" => o.ports = value().split(',').map(|p| p.parse().expect("port")).collect(),
             _ => {} // cargo bench passes --bench
         }
@@ -58,6 +72,7 @@ fn main() {
         "serve" => runtime().block_on(serve(o.port_count)),
         "floor" => runtime().block_on(measure(&o, floor)),
         "engine" => runtime().block_on(measure(&o, engine)),
+        "blackbox" => runtime().block_on(blackbox(&o)),
         _ => orchestrate(&o),
     }
 }
@@ -84,9 +99,15 @@ fn orchestrate(o: &Options) {
         o.port_count
     );
     let mut rows = Vec::new();
-    for role in ["floor", "engine"] {
+    let mut roles = vec![("floor", o.endpoints), ("engine", o.endpoints)];
+    if Command::new(BLACKBOX).arg("--version").output().is_ok_and(|out| out.status.success()) {
+        roles.push(("blackbox", o.blackbox_endpoints));
+    } else {
+        println!("({BLACKBOX} not found: peer not measured)");
+    }
+    for (role, endpoints) in roles {
         let out = Command::new(&exe)
-            .args(["--role", role, "--endpoints", &o.endpoints.to_string(), "--seconds", &o.seconds.to_string()])
+            .args(["--role", role, "--endpoints", &endpoints.to_string(), "--seconds", &o.seconds.to_string()])
             .args(["--port-list", &ports])
             .output()
             .expect("run measurement");
@@ -107,8 +128,11 @@ fn orchestrate(o: &Options) {
         per_probe.push(cpu);
         println!("{role:<8} {rate:>10.0} {ok:>10.0} {cpu:>12.1} {rss:>12.1}");
     }
-    if let [floor, engine] = per_probe[..] {
+    if let [floor, engine, ..] = per_probe[..] {
         println!("engine / floor CPU per probe: {:.2}x (target ≤ 1.3x)", engine / floor);
+    }
+    if let [_, engine, blackbox] = per_probe[..] {
+        println!("blackbox / engine CPU per probe: {:.1}x (target ≥ 6x)", blackbox / engine);
     }
 }
 
@@ -253,9 +277,103 @@ async fn engine(o: Options) -> (Counters, Box<dyn std::any::Any>) {
     (Counters { probes, ok }, Box::new((vantage, AbortAll(vec![mirror]))))
 }
 
+const BLACKBOX: &str = "prometheus-blackbox-exporter";
+
+/// The peer: starts blackbox_exporter on a free loopback port, asks it for
+/// `endpoints` probes per second through `/probe`, and reports its CPU per
+/// probe and peak RSS (the driver's own cost is not counted).
+async fn blackbox(o: &Options) {
+    let dir = std::env::temp_dir().join(format!("veer-bench-blackbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("blackbox.yml");
+    std::fs::write(
+        &config,
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 500ms\n    http:\n      preferred_ip_protocol: ip4\n      valid_status_codes: [200]\n",
+    )
+    .expect("write config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let mut exporter = Command::new(BLACKBOX)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start blackbox_exporter");
+    let pid = exporter.id();
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let probes = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..o.endpoints {
+        let target = o.ports[i % o.ports.len()];
+        let (probes, ok) = (probes.clone(), ok.clone());
+        let phase = Duration::from_secs(1) * i as u32 / o.endpoints as u32;
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let request = format!(
+                "GET /probe?module=http_2xx&target=http://127.0.0.1:{target}/healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            loop {
+                ticker.tick().await;
+                let attempt = async {
+                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+                    stream.write_all(request.as_bytes()).await.ok()?;
+                    let mut response = Vec::with_capacity(4096);
+                    stream.read_to_end(&mut response).await.ok()?;
+                    Some(response.windows(15).any(|w| w == b"probe_success 1"))
+                };
+                match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                    Ok(Some(true)) => {
+                        probes.fetch_add(1, Ordering::Relaxed);
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Some(false)) => {
+                        probes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    let (probes0, ok0, cpu0) = (probes.load(Ordering::Relaxed), ok.load(Ordering::Relaxed), process_cpu_ticks(pid));
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = probes.load(Ordering::Relaxed) - probes0;
+    let k = ok.load(Ordering::Relaxed) - ok0;
+    let cpu_us = (process_cpu_ticks(pid) - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
+    let rss = peak_rss_kb_of(&format!("/proc/{pid}/status"));
+    drop(AbortAll(tasks));
+    exporter.kill().ok();
+    exporter.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    println!(
+        "{:.1} {:.1} {:.1} {:.1}",
+        n as f64 / elapsed,
+        k as f64 / elapsed,
+        cpu_us / n.max(1) as f64,
+        rss as f64 / 1024.0
+    );
+}
+
 /// utime + stime of this process, in ticks.
 fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_ticks_of("/proc/self/stat")
+}
+
+fn process_cpu_ticks(pid: u32) -> u64 {
+    process_cpu_ticks_of(&format!("/proc/{pid}/stat"))
+}
+
+fn process_cpu_ticks_of(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -264,7 +382,11 @@ fn cpu_ticks() -> u64 {
 
 /// Peak resident set size in KiB.
 fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    peak_rss_kb_of("/proc/self/status")
+}
+
+fn peak_rss_kb_of(path: &str) -> u64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

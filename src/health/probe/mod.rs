@@ -282,18 +282,21 @@ fn http_check(
 /// a failed probe is one data point for the hysteresis, not a reason to probe again.
 pub async fn probe(target: &ProbeTarget) -> ProbeResult {
     let started = Instant::now();
-    let deadline = started + target.timeout;
-    let (outcome, leftover) = match tokio::time::timeout_at(deadline, attempt(target)).await {
-        Ok(verdict) => verdict,
-        Err(_) => (Err(ProbeFailure::Timeout(target.timeout)), None),
+    let mut verdict = None;
+    // One timer covers the verdict and the drain that follows it (see `http`:
+    // the server should close first); a timeout during the drain keeps the verdict.
+    let run = async {
+        let (outcome, leftover) = attempt(target).await;
+        verdict = Some(ProbeResult { outcome, latency: started.elapsed() });
+        if let Some(connection) = leftover {
+            connection.drain().await;
+        }
     };
-    let latency = started.elapsed();
-    if let Some(connection) = leftover {
-        // Let the server close first (see `http`); within the same deadline,
-        // and without changing the verdict.
-        let _ = tokio::time::timeout_at(deadline, connection.drain()).await;
-    }
-    ProbeResult { outcome, latency }
+    let _ = tokio::time::timeout_at(started + target.timeout, run).await;
+    verdict.unwrap_or_else(|| ProbeResult {
+        outcome: Err(ProbeFailure::Timeout(target.timeout)),
+        latency: started.elapsed(),
+    })
 }
 
 async fn attempt(target: &ProbeTarget) -> (Result<(), ProbeFailure>, Option<http::Leftover>) {
