@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod coord;
+pub mod demo;
 pub mod enactor;
 pub mod health;
 pub mod metrics;

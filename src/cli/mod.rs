@@ -3,6 +3,7 @@
 
 mod check;
 mod plan;
+pub use plan::shutdown_signal;
 mod simulate;
 mod validate;
 
@@ -30,6 +31,12 @@ pub enum Command {
     Plan(plan::Args),
     /// Run the controller; `--once` does one observe → plan → enact round and exits.
     Run(plan::RunArgs),
+    /// A self-contained demo: embedded DNS, local backends, a failure and a staged recovery, narrated.
+    Demo {
+        /// Keep running after the narration, for exploring.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// Print the configuration reference (Markdown), as in the README.
     Reference,
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
@@ -82,6 +89,26 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -90,6 +117,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run_plan(&args),
         Command::Run(args) => plan::run_once(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Demo { keep_running } => {
+            let Some(runtime) = runtime() else { return ExitCode::from(1) };
+            match runtime.block_on(crate::demo::run(keep_running)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    error_line(&format!("demo: {e:#}"), None);
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS

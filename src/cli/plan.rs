@@ -3,11 +3,10 @@
 //! applies it through the fenced enactor and persists the planner state.
 
 use super::ConfigArg;
-use crate::controller::{self, Setup, providers, round, state::StateSource};
-use crate::coord::{self, Coordinator};
-use crate::enactor::{Enactor, Intent, LeaderFence, Outcome, Report};
+use crate::controller::{self, Planned, Setup, providers, round, state::StateSource};
+use crate::coord;
+use crate::enactor::{Enactor, LeaderFence, Outcome, Report};
 use crate::health::probe::{self, tls::TlsConfigs};
-use crate::planner::{self, Plan, PlanInput};
 use crate::time::{Clock, SystemClock};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,6 +33,9 @@ pub struct RunArgs {
     /// Output format of the round's summary.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Log format (logs go to stderr; `RUST_LOG` filters them).
+    #[arg(long, value_enum, default_value_t = super::LogFormat::Text)]
+    log_format: super::LogFormat,
 }
 
 /// How the plan is printed.
@@ -48,38 +50,13 @@ pub enum Output {
 /// How long one provider write may take; the fence refuses when less lease is left.
 const EXPECTED_WRITE: Duration = Duration::from_secs(5);
 
-/// Everything one round computed.
-struct RoundResult {
-    plan: Plan,
-    intents: Vec<Intent>,
-}
-
-async fn compute(
-    setup: &Setup,
-    providers: &providers::ProviderSet,
-    state: &StateSource,
-) -> anyhow::Result<RoundResult> {
-    let observed = round::observe(&setup.policies, providers).await?;
+/// One round against live providers with a single, definitive probe round.
+async fn compute(setup: &Setup, providers: &providers::ProviderSet, state: &StateSource) -> anyhow::Result<Planned> {
     probe::tls::install_default_provider();
     let mut tls = TlsConfigs::default();
     let targets = setup.policies.iter().flat_map(|p| probe::targets_for(p, &mut tls)).collect();
     let health = round::health_from_round(&probe::probe_all(targets, 256).await);
-    let now = SystemClock::default().now();
-    let planner_state = state.planner_state().await?;
-    let overrides = state.overrides(now).await?;
-    let inputs = round::policy_inputs(&setup.policies, providers);
-    let published = round::planner_observed(&setup.policies, &observed);
-    let plan = planner::plan(&PlanInput {
-        policies: &inputs,
-        health: &health,
-        observed: &published,
-        overrides: &overrides,
-        state: &planner_state,
-        now,
-        seed: now.as_millis(),
-    });
-    let intents = round::intents(&plan, &setup.policies, &observed, providers);
-    Ok(RoundResult { plan, intents })
+    controller::plan_round(setup, providers, &health, state, SystemClock::default().now()).await
 }
 
 fn load(config: &ConfigArg, command: &str) -> Result<Setup, ExitCode> {
@@ -100,7 +77,7 @@ pub fn run_plan(args: &Args) -> ExitCode {
             crate::config::Backend::Standalone => {
                 StateSource::Snapshot(coord::standalone::StandaloneCoordinator::peek(&setup.config.state_file())?)
             }
-            _ => StateSource::Coordinator(open_coordinator(&setup).await?),
+            _ => StateSource::Coordinator(controller::open_coordinator(&setup).await?),
         };
         compute(&setup, &providers, &state).await
     });
@@ -116,19 +93,10 @@ pub fn run_plan(args: &Args) -> ExitCode {
     }
 }
 
-async fn open_coordinator(setup: &Setup) -> anyhow::Result<Arc<dyn Coordinator>> {
-    let c = &setup.config;
-    Ok(coord::open(&c.config.coordination, &c.vantage(), &c.config.cluster_id.value, c.state_file()).await?)
-}
-
 /// `veer run --once`: exit 0 when every record converged, 1 otherwise.
 pub fn run_once(args: &RunArgs) -> ExitCode {
     if !args.once {
-        super::error_line(
-            "the continuous controller is not in this build yet",
-            Some("run one round with `veer run --once` (e.g. from a timer)"),
-        );
-        return ExitCode::from(1);
+        return run_forever(args);
     }
     let setup = match load(&args.config, "run") {
         Ok(s) => s,
@@ -137,7 +105,7 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
     let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
     let result = runtime.block_on(async {
         let providers = providers::build(&setup.config, false).await?;
-        let coordinator = open_coordinator(&setup).await?;
+        let coordinator = controller::open_coordinator(&setup).await?;
         let epoch = tokio::time::timeout(setup.config.config.coordination.lease_duration() * 2, coordinator.campaign())
             .await
             .map_err(|_| anyhow::anyhow!("did not become leader in time: another replica leads"))??;
@@ -181,7 +149,7 @@ fn outcome_text(outcome: &Outcome) -> String {
     }
 }
 
-fn print_round(r: &RoundResult, report: Option<&Report>, output: Output) {
+fn print_round(r: &Planned, report: Option<&Report>, output: Output) {
     match output {
         Output::Json => {
             let writes: Vec<_> = r
@@ -221,5 +189,42 @@ fn print_round(r: &RoundResult, report: Option<&Report>, output: Output) {
                 println!("write {} → {}: {}", intent.desired.name, intent.provider, outcome);
             }
         }
+    }
+}
+
+/// `veer run`: the controller until SIGTERM or SIGINT; 0 on a clean shutdown.
+fn run_forever(args: &RunArgs) -> ExitCode {
+    let setup = match load(&args.config, "run") {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::init_logging(args.log_format);
+    let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
+    let result = runtime.block_on(async {
+        let controller = controller::run::Controller::start(setup).await?;
+        controller.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            super::error_line(&format!("{e:#}"), None);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes at the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops veer");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -4,11 +4,19 @@
 
 pub mod providers;
 pub mod round;
+pub mod run;
 pub mod state;
 
 use crate::config::{self, LoadedConfig};
+use crate::coord::{self as coordination, Coordinator};
+use crate::enactor::Intent;
+use crate::health::HealthView;
+use crate::planner::{self, Plan, PlanInput};
 use crate::policy::{self, Diagnostic, LoadedPolicy};
+use crate::time::Timestamp;
+use state::StateSource;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A validated controller config with its policies.
 pub struct Setup {
@@ -30,4 +38,45 @@ pub fn load(config_path: &Path) -> Result<Setup, Vec<Diagnostic>> {
         return Err(vec![Diagnostic::error_in_file(config_path, "the config's `policies` match no policy")]);
     }
     Ok(Setup { config, policies: loaded.policies })
+}
+
+/// A plan and the provider writes that would realise it.
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Writes still needed (providers that already publish the plan are left out).
+    pub intents: Vec<Intent>,
+}
+
+/// Observes every provider and plans against what it read, with `health`,
+/// the stored planner state and the overrides in force at `now`.
+pub async fn plan_round(
+    setup: &Setup,
+    providers: &providers::ProviderSet,
+    health: &HealthView,
+    state: &StateSource,
+    now: Timestamp,
+) -> anyhow::Result<Planned> {
+    let observed = round::observe(&setup.policies, providers).await?;
+    let planner_state = state.planner_state().await?;
+    let overrides = state.overrides(now).await?;
+    let inputs = round::policy_inputs(&setup.policies, providers);
+    let published = round::planner_observed(&setup.policies, &observed);
+    let plan = planner::plan(&PlanInput {
+        policies: &inputs,
+        health,
+        observed: &published,
+        overrides: &overrides,
+        state: &planner_state,
+        now,
+        seed: now.as_millis(),
+    });
+    let intents = round::intents(&plan, &setup.policies, &observed, providers);
+    Ok(Planned { plan, intents })
+}
+
+/// Opens the configured coordination backend for this replica.
+pub async fn open_coordinator(setup: &Setup) -> anyhow::Result<Arc<dyn Coordinator>> {
+    let c = &setup.config;
+    Ok(coordination::open(&c.config.coordination, &c.vantage(), &c.config.cluster_id.value, c.state_file()).await?)
 }
