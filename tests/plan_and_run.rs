@@ -10,13 +10,16 @@ use support::{HttpServer, Script};
 use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec, free_port};
 
 fn veer(dir: &Path, args: &[&str], secret: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veer"))
-        .args(args)
-        .current_dir(dir)
-        .env("VEER_TEST_TSIG", secret)
-        .env_remove("VEER_CONFIG")
-        .output()
-        .expect("veer runs")
+    veer_with(dir, args, &[("VEER_TEST_TSIG", secret)])
+}
+
+fn veer_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_veer"));
+    command.args(args).current_dir(dir).env_remove("VEER_CONFIG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("veer runs")
 }
 
 fn text(out: &Output) -> String {
@@ -133,4 +136,58 @@ async fn run_once_refuses_a_name_that_another_owner_holds() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("has answers but no ownership record"), "{}", text(&out));
     assert_eq!(bind.dig("legacy.example.test.", "A"), ["192.0.2.99"], "the unowned name is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_applies_through_powerdns_by_rfc2136_with_api_reads() {
+    let Some(pdns) = DnsServer::start(ServerKind::PowerDns, &ZoneSpec::new("example.test.")) else { return };
+    let api = pdns.http_api().expect("PowerDNS has an HTTP API").clone();
+    let port = free_port();
+    let _a = HttpServer::start_on(format!("127.0.0.44:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = pdns.key();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: t3\npolicies: [app.yaml]\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  pdns:\n    type: powerdns\n    apiUrl: {}\n    apiKeyEnv: VEER_TEST_PDNS_KEY\n    \
+             server: {}\n    zones: [example.test.]\n    \
+             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+            api.base_url,
+            pdns.addr(),
+            key.name,
+            key.algorithm
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.example.test., type: A, ttl: 5 }}\n  publishTo: [pdns]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.44 }}] }}]\n  \
+             healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  \
+             warmup: {{ stages: [100] }}\n"
+        ),
+    )
+    .unwrap();
+    let (d, tsig, api_key) = (dir.path().to_path_buf(), key.secret_base64.clone(), api.api_key.clone());
+    let env = move || vec![("VEER_TEST_TSIG", tsig.clone()), ("VEER_TEST_PDNS_KEY", api_key.clone())];
+    let run = |args: &'static [&'static str]| {
+        let (d, env) = (d.clone(), env());
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            veer_with(&d, args, &env)
+        })
+    };
+    let once = run(&["run", "--once", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once));
+    assert_eq!(pdns.dig("app.example.test.", "A"), ["127.0.0.44"]);
+    assert!(pdns.dig("_veer.app.example.test.", "TXT").join(" ").contains("owner=t3;gen=1;"));
+    let again = run(&["plan", "-c", "veer.yaml"]).await.unwrap();
+    assert_eq!(again.status.code(), Some(0), "converged:\n{}", text(&again));
+    for out in [&once, &again] {
+        assert!(!text(out).contains(&key.secret_base64) && !text(out).contains(&api.api_key), "no secret in output");
+    }
 }

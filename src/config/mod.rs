@@ -202,6 +202,10 @@ pub struct ProviderConfig {
     /// Environment variable holding the API key or token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<Spanned<String>>,
+    /// powerdns: write through the HTTP API (last-writer-wins with a pre-read and
+    /// verification, weaker) instead of RFC 2136 with TSIG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_writes: Option<Spanned<bool>>,
     /// route53: hosted zone ids instead of lookup by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosted_zone_ids: Option<Vec<String>>,
@@ -422,6 +426,19 @@ fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
     }
     if kind == Rfc2136 && p.server.is_none() {
         f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `server`"));
+    }
+    if let Some(w) = p.api_writes.as_ref().filter(|_| kind != Powerdns) {
+        f.error(w, format!("`apiWrites` does not apply to a provider of type {}", type_name(kind)));
+    }
+    let api_writes = p.api_writes.as_ref().is_some_and(|w| w.value);
+    if kind == Powerdns && !api_writes && (p.server.is_none() || p.tsig.is_none()) {
+        f.error(&p.kind, format!("provider `{name}` of type powerdns writes by RFC 2136: it needs `server` and `tsig` (or `apiWrites: true`)"));
+    }
+    if kind == Powerdns && p.api_url.is_none() {
+        f.error(&p.kind, format!("provider `{name}` of type powerdns needs `apiUrl`"));
+    }
+    if kind == Powerdns && p.api_key_file.is_none() && p.api_key_env.is_none() {
+        f.error(&p.kind, format!("provider `{name}` of type powerdns needs `apiKeyFile` or `apiKeyEnv`"));
     }
     if kind == Rfc2136 && p.tsig.is_none() {
         f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `tsig` (updates are always signed)"));

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use veer_provider::{ApiBudget, BudgetConfig, Provider, RecordName, Resilient, RetryBudget, RetryPolicy};
 use veer_provider_embedded::{EmbeddedProvider, EmbeddedServer, ServerConfig, Store, ZoneConfig};
+use veer_provider_powerdns::{ApiKey, PowerDnsConfig, PowerDnsProvider, WriteMode};
 use veer_provider_rfc2136::{Rfc2136Config, Rfc2136Provider, TsigKey};
 
 /// Why a provider could not be set up. Messages name files and variables, never secrets.
@@ -117,6 +118,7 @@ pub async fn build(config: &LoadedConfig, serve_embedded: bool) -> Result<Provid
                 Arc::new(EmbeddedProvider::new(name.clone(), store))
             }
             ProviderType::Rfc2136 => Arc::new(rfc2136(name, provider).await?),
+            ProviderType::Powerdns => Arc::new(powerdns(name, provider).await?),
             other => {
                 let kind =
                     serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
@@ -133,7 +135,11 @@ pub async fn build(config: &LoadedConfig, serve_embedded: bool) -> Result<Provid
     Ok(set)
 }
 
-async fn rfc2136(name: &str, provider: &ProviderConfig) -> Result<Rfc2136Provider, ProviderSetupError> {
+/// The server address and TSIG key of an RFC 2136 writer (rfc2136, powerdns).
+async fn update_target(
+    name: &str,
+    provider: &ProviderConfig,
+) -> Result<(std::net::SocketAddr, TsigKey), ProviderSetupError> {
     let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
     let server_text =
         provider.server.as_ref().map(|s| s.value.clone()).ok_or_else(|| config_error("needs `server`".into()))?;
@@ -149,6 +155,31 @@ async fn rfc2136(name: &str, provider: &ProviderConfig) -> Result<Rfc2136Provide
         TsigAlgorithm::HmacSha512 => veer_provider_rfc2136::TsigAlgorithm::HmacSha512,
     };
     let key = TsigKey::from_base64(&tsig.name, algorithm, &secret).map_err(|e| config_error(e.to_string()))?;
+    Ok((server, key))
+}
+
+async fn rfc2136(name: &str, provider: &ProviderConfig) -> Result<Rfc2136Provider, ProviderSetupError> {
+    let (server, key) = update_target(name, provider).await?;
     Rfc2136Provider::new(Rfc2136Config::new(name, server, zones_of(provider), key))
+        .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
+}
+
+async fn powerdns(name: &str, provider: &ProviderConfig) -> Result<PowerDnsProvider, ProviderSetupError> {
+    let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
+    let api_url =
+        provider.api_url.as_ref().map(|u| u.value.clone()).ok_or_else(|| config_error("needs `apiUrl`".into()))?;
+    let key = secret(
+        name,
+        provider.api_key_file.as_ref().map(|f| f.value.as_path()),
+        provider.api_key_env.as_ref().map(|e| e.value.as_str()),
+    )?;
+    let api_key = ApiKey::new(key).map_err(|e| config_error(e.to_string()))?;
+    let writes = if provider.api_writes.as_ref().is_some_and(|w| w.value) {
+        WriteMode::ApiLastWriterWins
+    } else {
+        let (server, key) = update_target(name, provider).await?;
+        WriteMode::Rfc2136 { server, key }
+    };
+    PowerDnsProvider::new(PowerDnsConfig::new(name, api_url, api_key, zones_of(provider), writes))
         .map_err(|e| config_error(e.to_string()))
 }

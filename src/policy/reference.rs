@@ -122,6 +122,12 @@ pub const CONFIG_FIELDS: &[Field] = &[
     f("providers.<name>.apiUrl", "URL", "vendor default", "API base URL or endpoint override"),
     f("providers.<name>.apiKeyFile", "path", "none", "file holding the API key or token"),
     f("providers.<name>.apiKeyEnv", "string", "none", "environment variable holding it"),
+    f(
+        "providers.<name>.apiWrites",
+        "bool",
+        "false",
+        "powerdns: write through the HTTP API (last-writer-wins, weaker) instead of RFC 2136",
+    ),
     f("providers.<name>.hostedZoneIds", "list", "looked up by name", "route53: hosted zone ids"),
     f("providers.<name>.budget.callsPerSecond", "number", "5 (route53), 20", "sustained API calls per second"),
     f("providers.<name>.budget.burst", "count", "5 (route53), 20", "token bucket size"),
