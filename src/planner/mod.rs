@@ -50,8 +50,9 @@ pub struct PlanInput<'a> {
     pub policies: &'a [PolicyInput<'a>],
     /// The combined health view (SPEC §6).
     pub health: &'a HealthView,
-    /// Observed published state by policy name; a missing entry means unknown
-    /// (the planner then assumes its own last plan was applied).
+    /// Observed published state by policy name; a missing entry means unknown or
+    /// absent, planned as "nothing published" (only additions, no removals: the
+    /// enactor re-reads before it writes anyway).
     pub observed: &'a BTreeMap<String, ObservedRecord>,
     /// All overrides; inactive (expired or future) ones are ignored.
     pub overrides: &'a [Override],
@@ -140,8 +141,6 @@ impl RecordPlan {
 pub struct DesiredAnswer {
     /// Endpoint id.
     pub endpoint: String,
-    /// Its pool.
-    pub pool: String,
     /// The record data.
     pub address: String,
     /// Fraction of the record's traffic (0–1); set-only members share equally.

@@ -135,7 +135,7 @@ pub(super) fn plan_record(
     let previous = previous.unwrap_or(&empty);
     let window = spec.shift.window();
     let hold = spec.warmup.hold();
-    // Only the ledgers carry over as they are; endpoints and answers are rebuilt.
+    // Only the ledgers carry over as they are; warm-up states are rebuilt.
     let state = RecordState {
         endpoints: BTreeMap::new(),
         removals: previous.removals.iter().filter(|r| now.since(r.at) < window).cloned().collect(),
@@ -143,9 +143,9 @@ pub(super) fn plan_record(
         // A join counts for `hold` and at least for the instant it happened (`hold: 0s`).
         joins: previous.joins.iter().filter(|j| now.since(j.at) < hold || j.at >= now).cloned().collect(),
         generation: previous.generation,
-        published: BTreeMap::new(),
     };
-    let published: &BTreeMap<String, u32> = observed.map_or(&previous.published, |o| &o.answers);
+    let nothing = BTreeMap::new();
+    let published: &BTreeMap<String, u32> = observed.map_or(&nothing, |o| &o.answers);
     let published_weight: Vec<u32> = eps.iter().map(|e| published.get(e.id).copied().unwrap_or(0)).collect();
     let is_published: Vec<bool> = published_weight.iter().map(|w| *w > 0).collect();
     let anything_published = is_published.iter().any(|p| *p);
@@ -259,13 +259,11 @@ pub(super) fn plan_record(
         .filter(|(_, w)| **w > 0)
         .map(|(e, w)| DesiredAnswer {
             endpoint: e.id.to_string(),
-            pool: e.pool_name.to_string(),
             address: e.address.to_string(),
             share: *w as f64 / total_weight as f64,
             weight: *w,
         })
         .collect();
-    next.published = answers.iter().map(|a| (a.endpoint.clone(), a.weight)).collect();
     let plan = RecordPlan {
         policy: name.to_string(),
         record: policy.record_name().clone(),
