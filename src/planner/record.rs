@@ -771,7 +771,10 @@ impl Ctx<'_, '_> {
                                 joins.push(Join { at: now, endpoint: e.id.to_string(), capacity: e.capacity });
                             }
                             let level = if self.set_only { 1.0 } else { next.level(self.stages) };
-                            let reason = if self.set_only {
+                            let skipped = immediate && active_pool == Some(e.pool) && self.stages.len() > 1;
+                            let reason = if skipped {
+                                format!("{} joins at 100%: warm-up skipped by failover --now", e.id)
+                            } else if self.set_only {
                                 format!("{} healthy, rejoins (staged re-joining)", e.id)
                             } else {
                                 format!("{} healthy, warm-up starts at {}", e.id, self.percent(level))
