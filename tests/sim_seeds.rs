@@ -3,7 +3,8 @@
 //! scenario — health flips per vantage, vantages losing their network,
 //! drains, pins, freezes and failovers — over one of the example policies, runs
 //! it through `veer simulate`'s engine, and the independent checker must find no
-//! violation of I1, I4, I5, I6 or I7.
+//! violation of I1, I4, I5, I6 or I7. Every hundredth seed runs twice and must
+//! give the same timeline (determinism).
 //!
 //! `VEER_SIM_SEEDS` sets the number of seeds (default 1000); `VEER_SIM_SEED`
 //! runs one seed alone (to replay a failure).
@@ -147,6 +148,12 @@ fn invariants_hold_over_seeded_simulation_schedules() {
                         let policies = &examples[(*seed % examples.len() as u64) as usize];
                         let scenario = scenario(*seed, policies);
                         let run = sim::run(&scenario, policies);
+                        if seed % 100 == 0 {
+                            let again = sim::run(&scenario, policies);
+                            if sim::render::json(&again) != sim::render::json(&run) {
+                                failures.push(format!("seed {seed}: the same schedule gave another timeline"));
+                            }
+                        }
                         if let Some(v) = run.violations.first() {
                             failures.push(format!(
                                 "seed {seed} ({}): {} at {}s: {} (replay: VEER_SIM_SEED={seed})",

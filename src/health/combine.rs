@@ -88,7 +88,15 @@ pub fn combine(
         }
     }
 
-    let mut next = CombinerState::default();
+    // A vantage that stopped reporting stays impaired until a report of its own clears it.
+    let mut next = CombinerState {
+        impaired: previous
+            .impaired
+            .iter()
+            .filter(|(v, _)| !latest.contains_key(v.as_str()))
+            .map(|(v, i)| (v.clone(), i.clone()))
+            .collect(),
+    };
     for (vantage, report) in &latest {
         let down: Vec<(&EndpointKey, Timestamp)> = report
             .endpoints
@@ -297,6 +305,19 @@ spec:
         let healed = [all("v1", 30_000, Up, 0), all("v2", 30_000, Up, 29_000), all("v3", 30_000, Up, 0)];
         let (_, state) = combine(&[&p], &healed, &state, Timestamp(30_000));
         assert!(state.impaired.is_empty());
+    }
+
+    #[test]
+    fn a_vantage_that_stops_reporting_stays_impaired_until_it_reports_healthy() {
+        let p = policy();
+        let partitioned = [all("v1", 10_000, Up, 0), all("v2", 10_000, Down, 9_800)];
+        let (_, state) = combine(&[&p], &partitioned, &CombinerState::default(), Timestamp(10_000));
+        let (_, state) = combine(&[&p], &partitioned[..1], &state, Timestamp(20_000));
+        assert!(state.impaired.contains_key("v2"), "silent, still impaired");
+        let back = [all("v1", 60_000, Up, 0), all("v2", 60_000, Down, 9_800)];
+        let (view, state) = combine(&[&p], &back, &state, Timestamp(60_000));
+        assert!(state.impaired.contains_key("v2"), "old failures do not count as votes");
+        assert!(view.endpoints.values().all(|h| h.state == HealthState::Up));
     }
 
     #[test]

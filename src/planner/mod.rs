@@ -50,8 +50,9 @@ pub struct PlanInput<'a> {
     pub policies: &'a [PolicyInput<'a>],
     /// The combined health view (SPEC §6).
     pub health: &'a HealthView,
-    /// Observed published state by policy name; a missing entry means unknown
-    /// (the planner then assumes its own last plan was applied).
+    /// Observed published state by policy name; a missing entry means unknown or
+    /// absent, planned as "nothing published" (only additions, no removals: the
+    /// enactor re-reads before it writes anyway).
     pub observed: &'a BTreeMap<String, ObservedRecord>,
     /// All overrides; inactive (expired or future) ones are ignored.
     pub overrides: &'a [Override],
@@ -140,8 +141,6 @@ impl RecordPlan {
 pub struct DesiredAnswer {
     /// Endpoint id.
     pub endpoint: String,
-    /// Its pool.
-    pub pool: String,
     /// The record data.
     pub address: String,
     /// Fraction of the record's traffic (0–1); set-only members share equally.
@@ -218,7 +217,16 @@ pub struct Held {
 /// | any       | freeze          | any                    | as published             | held                              |
 /// | impaired  | –               | any                    | as published             | held (fail static)                |
 ///
-/// Weights are capacity × level, then scaled to the provider's range.
+/// Weights are capacity × level, then scaled so the largest is the provider's
+/// `max_weight`; set-only records publish members (level > 0) with equal shares.
+/// `failover` serves the first pool whose healthy capacity meets the guards against
+/// its own capacity (or the pool a failover override names); while a returning
+/// higher pool warms up, the pool that served until now keeps serving beside it
+/// (the bridge), and leaves once the new pool is at full weight.
+///
+/// Order of rules: impaired checker → pin → drains → all-unhealthy → serving pool
+/// → warm-up → guard restores → never-empty → velocity cap → freeze and change
+/// budget (these two hold a plan only when it would change something).
 ///
 /// # Guarantees
 /// - Deterministic: equal inputs give equal plans (no clock, no I/O, no global RNG).
@@ -239,6 +247,13 @@ pub struct Held {
 /// - Policies are validated (`veer validate`): unique endpoint ids, stages ascending to 100.
 /// - The returned state is persisted only when the plan is applied; the velocity and
 ///   change ledgers count planned changes as applied.
+/// - `now` never goes backwards between plans of one state.
+///
+/// # Caveats
+/// - A removal larger than the whole velocity budget (one endpoint above
+///   `maxRemovePercent` of the record) is held until operators act: I5 is strict.
+/// - Without stored warm-up state (a new leader), levels are inferred from the
+///   observed weights, rounded to the nearest stage within the provider's rounding.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut next = PlannerState::default();
     let mut records = Vec::with_capacity(input.policies.len());

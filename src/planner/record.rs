@@ -110,8 +110,6 @@ pub(super) fn plan_record(
     let stages = spec.warmup.stages();
     let set_only = matches!(policy_input.weighting, Weighting::SetOnly);
 
-    // Sorted by id (the view's key order): binary search beats hashing at this size.
-    let health: Vec<(&str, EndpointHealth)> = input.health.policy_endpoints(name).map(|(k, h)| (k, *h)).collect();
     let unknown = EndpointHealth { state: HealthState::Unknown, vantages_down: 0, vantages_fresh: 0 };
     let mut eps = Vec::new();
     for (pool_index, pool) in spec.pools.value.iter().enumerate() {
@@ -122,11 +120,17 @@ pub(super) fn plan_record(
                 pool_name: &pool.name.value,
                 address: &e.address.value,
                 capacity: u64::from(e.capacity()),
-                health: health
-                    .binary_search_by(|(k, _)| (*k).cmp(e.id.value.as_str()))
-                    .map_or(unknown, |found| health[found].1),
+                health: unknown,
             });
         }
+    }
+    // Endpoint indices in id order: every keyed input (health view, observed
+    // answers, stored warm-up) is then read by one merge instead of a lookup each.
+    let mut order: Vec<usize> = (0..eps.len()).collect();
+    order.sort_unstable_by_key(|i| eps[*i].id);
+    let health = merge_by_id(&eps, &order, input.health.policy_endpoints(name).map(|(k, h)| (k, *h)));
+    for (e, h) in eps.iter_mut().zip(health) {
+        e.health = h.unwrap_or(unknown);
     }
     let pools = spec.pools.value.len();
     let total: u64 = eps.iter().map(|e| e.capacity).sum();
@@ -135,7 +139,7 @@ pub(super) fn plan_record(
     let previous = previous.unwrap_or(&empty);
     let window = spec.shift.window();
     let hold = spec.warmup.hold();
-    // Only the ledgers carry over as they are; endpoints and answers are rebuilt.
+    // Only the ledgers carry over as they are; warm-up states are rebuilt.
     let state = RecordState {
         endpoints: BTreeMap::new(),
         removals: previous.removals.iter().filter(|r| now.since(r.at) < window).cloned().collect(),
@@ -143,13 +147,17 @@ pub(super) fn plan_record(
         // A join counts for `hold` and at least for the instant it happened (`hold: 0s`).
         joins: previous.joins.iter().filter(|j| now.since(j.at) < hold || j.at >= now).cloned().collect(),
         generation: previous.generation,
-        published: BTreeMap::new(),
     };
-    let published: &BTreeMap<String, u32> = observed.map_or(&previous.published, |o| &o.answers);
-    let published_weight: Vec<u32> = eps.iter().map(|e| published.get(e.id).copied().unwrap_or(0)).collect();
+    let nothing = BTreeMap::new();
+    let published: &BTreeMap<String, u32> = observed.map_or(&nothing, |o| &o.answers);
+    let published_weight: Vec<u32> = merge_by_id(&eps, &order, published.iter().map(|(k, w)| (k.as_str(), *w)))
+        .into_iter()
+        .map(|w| w.unwrap_or(0))
+        .collect();
+    let stored = merge_by_id(&eps, &order, previous.endpoints.iter().map(|(k, s)| (k.as_str(), *s)));
     let is_published: Vec<bool> = published_weight.iter().map(|w| *w > 0).collect();
     let anything_published = is_published.iter().any(|p| *p);
-    let warm = infer_warmup(&eps, previous, &published_weight, &stages, set_only, now);
+    let warm = infer_warmup(&eps, &stored, &published_weight, &stages, set_only, now);
     let floor = Floor {
         count_min: spec.guards.min_healthy_endpoints(),
         capacity_percent_min: spec.guards.min_capacity_percent(),
@@ -189,7 +197,7 @@ pub(super) fn plan_record(
     // 2. Weights, diff, and the holds that need the result.
     let mut outcome = outcome;
     let mut weights = ctx.weights(&outcome, &published_weight);
-    let mut changes = diff(&eps, published, &weights, &outcome);
+    let mut changes = diff(&eps, published, &published_weight, &weights, &outcome);
     let forced = outcome.decisions.iter().flatten().any(|d| d.forced && d.reason.is_some());
     if !changes.is_empty() && anything_published {
         let hold = if let Some(freeze) = overrides.freeze {
@@ -238,10 +246,9 @@ pub(super) fn plan_record(
         next.removals.extend(outcome.removals.iter().cloned());
         next.joins.extend(outcome.joins.iter().cloned());
     }
-    next.endpoints = eps
+    next.endpoints = order
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
+        .map(|&i| {
             let state = match outcome.decisions.get(i) {
                 Some(Some(d)) => d.next,
                 // Under an impaired checker health says nothing: keep everything.
@@ -249,7 +256,7 @@ pub(super) fn plan_record(
                 // Held: nothing moves, but health that broke resets the hold clock.
                 _ => keep_warm(&warm[i], &eps[i], now),
             };
-            (e.id.to_string(), state)
+            (eps[i].id.to_string(), state)
         })
         .collect();
     let total_weight: u64 = weights.iter().map(|w| u64::from(*w)).sum();
@@ -259,13 +266,11 @@ pub(super) fn plan_record(
         .filter(|(_, w)| **w > 0)
         .map(|(e, w)| DesiredAnswer {
             endpoint: e.id.to_string(),
-            pool: e.pool_name.to_string(),
             address: e.address.to_string(),
             share: *w as f64 / total_weight as f64,
             weight: *w,
         })
         .collect();
-    next.published = answers.iter().map(|a| (a.endpoint.clone(), a.weight)).collect();
     let plan = RecordPlan {
         policy: name.to_string(),
         record: policy.record_name().clone(),
@@ -295,6 +300,25 @@ fn stage_done(since: Timestamp, now: Timestamp, hold: Duration) -> bool {
     now > since && now.since(since) >= hold
 }
 
+/// Values of a source sorted by id (a `BTreeMap`'s order), one per endpoint:
+/// `order` lists endpoint indices in id order, so one merge pass suffices.
+fn merge_by_id<'s, V: Copy>(
+    eps: &[Ep<'_>],
+    order: &[usize],
+    source: impl Iterator<Item = (&'s str, V)>,
+) -> Vec<Option<V>> {
+    let mut out = vec![None; eps.len()];
+    let mut source = source.peekable();
+    for &i in order {
+        let id = eps[i].id;
+        while source.next_if(|(k, _)| *k < id).is_some() {}
+        if let Some((_, v)) = source.next_if(|(k, _)| *k == id) {
+            out[i] = Some(v);
+        }
+    }
+    out
+}
+
 /// A warm-up state with nothing applied: a warming endpoint that is not healthy
 /// loses its continuous-health clock (I6: each stage needs `hold` of continuous health).
 fn keep_warm(warm: &WarmupState, ep: &Ep<'_>, now: Timestamp) -> WarmupState {
@@ -312,7 +336,7 @@ fn keep_warm(warm: &WarmupState, ep: &Ep<'_>, now: Timestamp) -> WarmupState {
 /// a new leader does not restart a serving fleet's warm-up.
 fn infer_warmup(
     eps: &[Ep<'_>],
-    state: &RecordState,
+    stored: &[Option<WarmupState>],
     published: &[u32],
     stages: &[f64],
     set_only: bool,
@@ -324,11 +348,10 @@ fn infer_warmup(
     let lower = |i: usize| (published[i] as f64 - 0.5).max(0.0) / eps[i].capacity.max(1) as f64;
     let top = (0..eps.len()).filter(|i| published[*i] > 0).map(lower).fold(0.0, f64::max);
     let last = stages.len().saturating_sub(1);
-    eps.iter()
-        .enumerate()
-        .map(|(i, e)| {
-            if let Some(s) = state.endpoints.get(e.id) {
-                return *s;
+    (0..eps.len())
+        .map(|i| {
+            if let Some(s) = stored[i] {
+                return s;
             }
             if published[i] == 0 {
                 return WarmupState::Out { retry_at: now, attempts: 0 };
@@ -748,7 +771,10 @@ impl Ctx<'_, '_> {
                                 joins.push(Join { at: now, endpoint: e.id.to_string(), capacity: e.capacity });
                             }
                             let level = if self.set_only { 1.0 } else { next.level(self.stages) };
-                            let reason = if self.set_only {
+                            let skipped = immediate && active_pool == Some(e.pool) && self.stages.len() > 1;
+                            let reason = if skipped {
+                                format!("{} joins at 100%: warm-up skipped by failover --now", e.id)
+                            } else if self.set_only {
                                 format!("{} healthy, rejoins (staged re-joining)", e.id)
                             } else {
                                 format!("{} healthy, warm-up starts at {}", e.id, self.percent(level))
@@ -959,10 +985,16 @@ impl Ctx<'_, '_> {
 }
 
 /// The answer changes between what is published and the planned weights.
-fn diff(eps: &[Ep<'_>], published: &BTreeMap<String, u32>, weights: &[u32], outcome: &Outcome) -> Vec<AnswerChange> {
+fn diff(
+    eps: &[Ep<'_>],
+    published: &BTreeMap<String, u32>,
+    published_weight: &[u32],
+    weights: &[u32],
+    outcome: &Outcome,
+) -> Vec<AnswerChange> {
     let mut changes = Vec::new();
     for (i, e) in eps.iter().enumerate() {
-        let from = published.get(e.id).copied().filter(|w| *w > 0);
+        let from = Some(published_weight[i]).filter(|w| *w > 0);
         let to = Some(weights[i]).filter(|w| *w > 0);
         if from == to {
             continue;
@@ -976,7 +1008,7 @@ fn diff(eps: &[Ep<'_>], published: &BTreeMap<String, u32>, weights: &[u32], outc
         );
         changes.push(AnswerChange { endpoint: e.id.to_string(), from, to, reason });
     }
-    let known = eps.iter().filter(|e| published.get(e.id).is_some_and(|w| *w > 0)).count();
+    let known = published_weight.iter().filter(|w| **w > 0).count();
     let live = published.values().filter(|w| **w > 0).count();
     if !outcome.hold_all && live > known {
         let ids: std::collections::HashSet<&str> = eps.iter().map(|e| e.id).collect();

@@ -28,9 +28,6 @@ pub struct RecordState {
     pub joins: Vec<Join>,
     /// The generation of the last plan that changed the record (+1 per change).
     pub generation: u64,
-    /// The answers the last plan published (endpoint id → provider weight), used
-    /// when the observed state is unknown.
-    pub published: BTreeMap<String, u32>,
 }
 
 /// One automated removal in the velocity ledger.

@@ -475,3 +475,67 @@ fn a_new_leader_infers_full_weight_from_rounded_provider_weights() {
     assert!(r.changes.is_empty());
     assert!(w.state.records["api"].endpoints.values().all(|s| *s == WarmupState::Full), "{:?}", w.state);
 }
+
+const TWO_POOLS_FAILOVER: &str = "  routing: failover
+  pools:
+    - name: primary
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+        - { id: b, address: 192.0.2.2 }
+    - name: standby
+      endpoints:
+        - { id: c, address: 192.0.2.3 }
+        - { id: d, address: 192.0.2.4 }
+  shift: { maxRemovePercent: 100 }
+  warmup: { stages: [50, 100], hold: 10s }
+  guards: { minCapacityPercent: 50 }
+";
+
+fn failover_to(w: &mut World, pool: &str, immediate: bool, force: bool) {
+    w.overrides.push(Override {
+        id: format!("f{}", w.overrides.len() + 1),
+        action: OverrideAction::FailoverToPool { record: "api".into(), pool: pool.into(), immediate },
+        reason: "drill".into(),
+        author: "ana".into(),
+        created_at: w.now,
+        expires_at: Some(w.now.add(Duration::from_secs(3600))),
+        force,
+    });
+}
+
+#[test]
+fn a_failover_override_moves_traffic_through_warm_up_unless_immediate() {
+    let mut w = World::new(TWO_POOLS_FAILOVER);
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", false, false);
+    let r = w.step(S);
+    // The standby warms at 50 % while the primary bridges at 100 %.
+    assert_eq!(World::weights(&r), [("a", 255), ("b", 255), ("c", 128), ("d", 128)]);
+    let r = w.step(Duration::from_secs(10));
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)]);
+
+    let mut w = World::new(TWO_POOLS_FAILOVER);
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)]);
+    assert!(r.changes.iter().any(|c| c.reason.contains("warm-up skipped")), "{:?}", r.changes);
+}
+
+#[test]
+fn a_failover_override_to_an_unhealthy_pool_is_refused_unless_forced() {
+    let mut w = World::new(TWO_POOLS_FAILOVER);
+    w.step(S);
+    w.settle();
+    w.set("c", HealthState::Down);
+    w.set("d", HealthState::Down);
+    failover_to(&mut w, "standby", false, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("a", 255), ("b", 255)]);
+    assert!(r.held.iter().any(|h| h.cause == HoldCause::Guard && h.reason.contains("lacks healthy capacity")));
+    failover_to(&mut w, "standby", true, true);
+    let r = w.step(S);
+    assert!(!r.answers.is_empty(), "forced into a dead pool, the record still has answers");
+}

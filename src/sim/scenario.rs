@@ -232,6 +232,13 @@ pub fn load(path: &Path, policy_override: Option<&Path>) -> Result<Loaded, Vec<D
             )]);
         }
     };
+    if let (None, Some(given), false) = (policy_override, &document.spec.policy, policy_path.exists()) {
+        return Err(vec![Diagnostic::error_at(
+            path,
+            given.referenced,
+            format!("policy file {} not found (spec.policy is relative to the scenario file)", policy_path.display()),
+        )]);
+    }
     let loaded = crate::policy::load(std::slice::from_ref(&policy_path), None);
     if !loaded.is_valid() {
         return Err(loaded.diagnostics.into_iter().filter(Diagnostic::is_error).collect());
@@ -488,4 +495,61 @@ fn resolve_override(
         f.error(event_at, e.to_string());
     }
     Some(EventAction::Override(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = "apiVersion: veer/v1
+kind: FailoverPolicy
+metadata: { name: api }
+spec:
+  record: { name: api.example.com., type: A }
+  publishTo: [p]
+  routing: weighted
+  pools:
+    - name: aws
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+  healthCheck: { type: tcp, port: 1 }
+";
+
+    fn errors(text: &str) -> Vec<String> {
+        let path = Path::new("s.yaml");
+        let loaded = crate::policy::load_text(Path::new("p.yaml"), POLICY, None);
+        let policies: Vec<&FailoverPolicy> = loaded.policies.iter().map(|p| &p.policy).collect();
+        match parse(path, text).and_then(|doc| resolve(path, &doc, &policies)) {
+            Ok(_) => Vec::new(),
+            Err(ds) => ds.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const HEAD: &str = "apiVersion: veer/v1\nkind: Scenario\nmetadata: { name: t }\nspec:\n  duration: 1m\n  events:\n";
+
+    #[test]
+    fn a_valid_scenario_resolves_with_defaults() {
+        assert!(errors(&format!("{HEAD}    - {{ at: 5s, endpoint: a, health: down }}\n")).is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_positioned_errors() {
+        let e = errors(&format!("{HEAD}    - {{ at: 5s, endpiont: a, health: down }}\n"));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("s.yaml:7:") && e[0].contains("endpiont"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_offending_value_all_at_once() {
+        let text = format!(
+            "{HEAD}    - {{ at: 5s, endpoint: nope, health: down }}\n    - {{ at: 2m, pool: aws, health: up }}\n    - {{ at: 3s, vantage: v9, impaired: true }}\n    - {{ at: 4s, override: {{ drain: pool/aws }} }}\n    - {{ at: 6s, override: {{ clear: o7 }} }}\n"
+        );
+        let e = errors(&text);
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].contains("7:27: error: unknown endpoint `nope`"), "{e:#?}");
+        assert!(e[1].contains("8:13: error: event at 2m is not before the end"), "{e:#?}");
+        assert!(e[2].contains("unknown vantage `v9`"), "{e:#?}");
+        assert!(e[3].contains("an override needs a `reason`"), "{e:#?}");
+        assert!(e[4].contains("`clear` names no earlier override"), "{e:#?}");
+    }
 }
