@@ -438,6 +438,7 @@ impl Provider for AzureProvider {
             batch_records_max: 200,
             atomic_batches: false,
             cas: CasPrimitive::IfMatch,
+            answer_ids: false,
         }
     }
 

@@ -413,6 +413,7 @@ impl Provider for CloudflareProvider {
             batch_records_max: self.config.batch_records_max,
             atomic_batches: true,
             cas: CasPrimitive::PreRead,
+            answer_ids: false,
         }
     }
 

@@ -547,6 +547,7 @@ impl Provider for MemoryProvider {
             batch_records_max: 1000,
             atomic_batches: true,
             cas: CasPrimitive::InProcess,
+            answer_ids: true,
         }
     }
     fn zones(&self) -> &[RecordName] {

@@ -42,6 +42,11 @@ pub struct Capabilities {
     pub atomic_batches: bool,
     /// How a write is made conditional.
     pub cas: CasPrimitive,
+    /// Whether the provider stores an id per answer (Route 53's `SetIdentifier`).
+    /// When it does not (Cloud DNS WRR items, set-only records), answers read back
+    /// carry no `set_id`, and [`Capabilities::published`] drops it from what is
+    /// compared, so that an unchanged record is not rewritten every round (I9).
+    pub answer_ids: bool,
 }
 
 /// A managed name as read from a provider.
@@ -180,10 +185,17 @@ impl ChangeBatch {
 impl Capabilities {
     /// The form in which this provider stores `desired`, so that what is read back
     /// can be compared with what was written: set-only providers keep the live
-    /// answers only, without weights or set ids.
+    /// answers only, without weights or set ids; weighted providers without
+    /// answer ids keep the weights but not the ids.
     pub fn published(&self, desired: &RecordSet) -> RecordSet {
         match self.weighting {
-            Weighting::Weighted { .. } => desired.clone(),
+            Weighting::Weighted { .. } if self.answer_ids => desired.clone(),
+            Weighting::Weighted { .. } => RecordSet::new(
+                desired.name.clone(),
+                desired.rtype,
+                desired.ttl,
+                desired.answers.iter().map(|a| Answer { set_id: None, ..a.clone() }).collect(),
+            ),
             Weighting::SetOnly => RecordSet::new(
                 desired.name.clone(),
                 desired.rtype,
@@ -224,4 +236,45 @@ pub trait Provider: Send + Sync {
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed>;
     /// Applies a batch as one conditional change; a lost race is [`ProviderError::Conflict`].
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()>;
+}
+
+#[cfg(test)]
+mod published_form_tests {
+    use super::*;
+
+    fn caps(weighting: Weighting, answer_ids: bool) -> Capabilities {
+        Capabilities {
+            weighting,
+            batch_records_max: 10,
+            atomic_batches: true,
+            cas: CasPrimitive::InProcess,
+            answer_ids,
+        }
+    }
+
+    fn desired() -> RecordSet {
+        let name = RecordName::parse("api.example.test.").unwrap();
+        let answer = |id: &str, v: &str, w| Answer { set_id: Some(id.into()), value: v.into(), weight: Some(w) };
+        RecordSet::new(name, RecordType::A, 30, vec![answer("a", "192.0.2.1", 3), answer("b", "192.0.2.2", 0)])
+    }
+
+    #[test]
+    fn providers_with_answer_ids_store_the_desired_answers_as_they_are() {
+        assert_eq!(caps(Weighting::Weighted { max_weight: 255 }, true).published(&desired()), desired());
+    }
+
+    #[test]
+    fn weighted_providers_without_answer_ids_keep_weights_but_not_ids() {
+        let published = caps(Weighting::Weighted { max_weight: 1000 }, false).published(&desired());
+        assert!(published.answers.iter().all(|a| a.set_id.is_none()));
+        let weights: Vec<_> = published.answers.iter().map(|a| a.weight).collect();
+        assert_eq!(weights, [Some(3), Some(0)]);
+    }
+
+    #[test]
+    fn set_only_providers_keep_live_members_only() {
+        let published = caps(Weighting::SetOnly, false).published(&desired());
+        assert_eq!(published.answers.len(), 1);
+        assert_eq!((published.answers[0].set_id.as_ref(), published.answers[0].weight), (None, None));
+    }
 }

@@ -43,6 +43,7 @@ impl Provider for EmbeddedProvider {
             batch_records_max: 10_000,
             atomic_batches: true,
             cas: CasPrimitive::InProcess,
+            answer_ids: true,
         }
     }
 

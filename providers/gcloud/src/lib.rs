@@ -380,6 +380,7 @@ impl Provider for GcloudProvider {
             batch_records_max: self.config.batch_records_max,
             atomic_batches: true,
             cas: CasPrimitive::ExactDeleteCreate,
+            answer_ids: false,
         }
     }
 

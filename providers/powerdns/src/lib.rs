@@ -469,6 +469,7 @@ impl Provider for PowerDnsProvider {
                 // of it: the batch as a conditional change is not atomic.
                 atomic_batches: false,
                 cas: CasPrimitive::PreRead,
+                answer_ids: false,
             },
         }
     }

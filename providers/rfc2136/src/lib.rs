@@ -511,6 +511,7 @@ impl Provider for Rfc2136Provider {
             batch_records_max: self.config.batch_records_max,
             atomic_batches: true,
             cas: CasPrimitive::Rfc2136Prerequisite,
+            answer_ids: false,
         }
     }
 

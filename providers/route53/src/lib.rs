@@ -477,6 +477,7 @@ impl Provider for Route53Provider {
             batch_records_max: self.batch_limits.records_max,
             atomic_batches: true,
             cas: CasPrimitive::ExactDeleteCreate,
+            answer_ids: true,
         }
     }
 
