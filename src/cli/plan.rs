@@ -202,7 +202,10 @@ fn run_forever(args: &RunArgs) -> ExitCode {
     let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
     let result = runtime.block_on(async {
         let controller = controller::run::Controller::start(setup).await?;
-        controller.run(shutdown_signal()).await
+        let admin = controller.serve_admin().await?;
+        let result = controller.run(shutdown_signal()).await;
+        let _ = admin.send(());
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! plan, enact, persist (SPEC §2). The binary's commands (`veer plan`,
 //! `veer run --once`) are thin wrappers around [`round`].
 
+pub mod admin;
 pub mod providers;
 pub mod round;
 pub mod run;

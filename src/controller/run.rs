@@ -14,6 +14,7 @@ use crate::coord::{Coordinator, Epoch, Leadership};
 use crate::enactor::{Enactor, LeaderFence, Outcome};
 use crate::health::combine::{CombinerState, combine};
 use crate::health::{Vantage, VantageOptions};
+use crate::metrics::Metrics;
 use crate::time::{Clock, SystemClock};
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct Controller {
     vantage: Vantage,
     clock: Arc<dyn Clock>,
     summary: watch::Sender<RoundSummary>,
+    metrics: Metrics,
 }
 
 /// The reconcile period: the shortest probe interval of the policies, within [250 ms, 5 s].
@@ -64,7 +66,7 @@ impl Controller {
         let vantage = Vantage::start(setup.config.vantage(), clock.clone(), VantageOptions::default());
         vantage.replace_policies(&setup.policies);
         let (summary, _) = watch::channel(RoundSummary::default());
-        Ok(Self { setup, providers, coordinator, vantage, clock, summary })
+        Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics: Metrics::new() })
     }
 
     /// Round summaries as they happen.
@@ -77,6 +79,25 @@ impl Controller {
         &self.providers
     }
 
+    /// Serves the admin API on the configured listener until the controller stops.
+    pub async fn serve_admin(&self) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = super::admin::AdminState {
+            metrics: self.metrics.clone(),
+            coordinator: self.coordinator.clone(),
+            summary: self.summary.subscribe(),
+            vantage: self.vantage.subscribe(),
+            identity: self.coordinator.identity().to_string(),
+        };
+        let listen = self.setup.config.config.admin.listen;
+        super::admin::serve(listen, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("admin API cannot listen on {listen}: {e}"))?;
+        Ok(stop)
+    }
+
     /// Runs until `shutdown` completes, then releases leadership after in-flight
     /// writes (a graceful hand-over).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -87,6 +108,10 @@ impl Controller {
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
         loop {
             let epoch = self.coordinator.leadership().borrow().epoch();
+            self.metrics.leader.get_or_create(&vec![]).set(i64::from(epoch.is_some()));
+            if let Some(e) = epoch {
+                self.metrics.leader_epoch.get_or_create(&vec![]).set(e.0 as i64);
+            }
             match epoch {
                 Some(epoch) => {
                     if let Err(e) = self.round(epoch, &mut combiner).await {
@@ -125,6 +150,7 @@ impl Controller {
         let report = self.vantage.report();
         let (health, next) = combine(&policies, std::slice::from_ref(&*report), combiner, now);
         *combiner = next;
+        self.record_health(&report, &health);
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
@@ -136,7 +162,16 @@ impl Controller {
             Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
             EXPECTED_WRITE,
         );
+        let started = std::time::Instant::now();
         let result = enactor.enact(&intents).await;
+        if !intents.is_empty() {
+            for provider in intents.iter().map(|i| i.provider.as_str()).collect::<std::collections::BTreeSet<_>>() {
+                self.metrics
+                    .apply_duration
+                    .get_or_create(&labels(&[("provider", provider)]))
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }
         let mut applied = 0;
         for ((provider, name, outcome), intent) in result.outcomes.iter().zip(&intents) {
             let record = plan.records.iter().find(|r| r.policy == intent.policy);
@@ -145,6 +180,10 @@ impl Controller {
             match outcome {
                 Outcome::Applied { generation } => {
                     applied += 1;
+                    self.metrics
+                        .plan_generation
+                        .get_or_create(&labels(&[("record", name.as_str()), ("provider", provider)]))
+                        .set(*generation as i64);
                     let before: Vec<&str> =
                         intent.base.records.iter().flat_map(|r| r.answers.iter().map(|a| a.value.as_str())).collect();
                     let after: Vec<&str> = intent.desired.live_answers().map(|a| a.value.as_str()).collect();
@@ -157,7 +196,12 @@ impl Controller {
                 Outcome::Unchanged => {}
                 other => tracing::warn!(record = %name, provider = %provider, outcome = ?other, "not applied"),
             }
+            self.metrics
+                .applies
+                .get_or_create(&labels(&[("provider", provider), ("outcome", outcome_label(outcome))]))
+                .inc();
         }
+        self.record_plan(&plan);
         if result.all_converged() {
             state::save(self.coordinator.as_ref(), epoch, &plan).await?;
         }
@@ -172,5 +216,89 @@ impl Controller {
             tracing::warn!(epoch = epoch.0, "leadership lost: writes stopped");
         }
         Ok(())
+    }
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> crate::metrics::Labels {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Unchanged | Outcome::Applied { .. } => "ok",
+        Outcome::Conflict(_) => "conflict",
+        Outcome::Failed(veer_provider::ProviderError::Throttled { .. }) => "throttled",
+        Outcome::Failed(_) => "error",
+        Outcome::Fenced => "fenced",
+        Outcome::WouldEmpty | Outcome::NotOwned(_) => "refused",
+    }
+}
+
+impl Controller {
+    /// Health gauges: this vantage's verdicts and the combined view.
+    fn record_health(&self, report: &crate::health::VantageReport, health: &crate::health::HealthView) {
+        use crate::health::{HealthState, ProbeVerdict};
+        let record_of = |policy: &str| {
+            self.setup
+                .policies
+                .iter()
+                .find(|p| p.policy.name() == policy)
+                .map_or_else(String::new, |p| p.policy.record_name().to_string())
+        };
+        for (key, endpoint) in &report.endpoints {
+            if endpoint.verdict != ProbeVerdict::Unknown {
+                let record = record_of(&key.policy);
+                let l = labels(&[
+                    ("record", record.as_str()),
+                    ("endpoint", key.endpoint.as_str()),
+                    ("vantage", report.vantage.as_str()),
+                ]);
+                self.metrics.endpoint_vantage_up.get_or_create(&l).set(i64::from(endpoint.verdict == ProbeVerdict::Up));
+            }
+        }
+        for (key, endpoint) in &health.endpoints {
+            if endpoint.state != HealthState::Unknown {
+                let record = record_of(&key.policy);
+                let l = labels(&[("record", record.as_str()), ("endpoint", key.endpoint.as_str())]);
+                self.metrics.endpoint_up.get_or_create(&l).set(i64::from(endpoint.state == HealthState::Up));
+            }
+        }
+        self.metrics.checker_impaired.get_or_create(&vec![]).set(i64::from(health.impaired.is_some()));
+    }
+
+    /// Plan gauges: desired weights, answers against the guard, held changes.
+    fn record_plan(&self, plan: &crate::planner::Plan) {
+        for (record, loaded) in plan.records.iter().zip(&self.setup.policies) {
+            let name = record.record.as_str();
+            for a in &record.answers {
+                let l = labels(&[("record", name), ("endpoint", a.endpoint.as_str())]);
+                self.metrics.weight_desired.get_or_create(&l).set(a.share * 100.0);
+            }
+            let live = record.answers.iter().filter(|a| a.weight > 0).count() as i64;
+            for target in &loaded.policy.spec.publish_to.value {
+                self.metrics
+                    .record_answers
+                    .get_or_create(&labels(&[("record", name), ("provider", target.value.as_str())]))
+                    .set(live);
+            }
+            let min = i64::from(loaded.policy.spec.guards.min_healthy_endpoints());
+            self.metrics.record_answers_min.get_or_create(&labels(&[("record", name)])).set(min);
+            for reason in
+                ["velocity", "change-budget", "guard", "freeze", "impaired", "keep-last", "join-cap", "backoff"]
+            {
+                let held = record
+                    .held
+                    .iter()
+                    .filter(|h| {
+                        serde_json::to_value(h.cause).ok().and_then(|v| v.as_str().map(String::from)).as_deref()
+                            == Some(reason)
+                    })
+                    .count();
+                self.metrics
+                    .held_changes
+                    .get_or_create(&labels(&[("record", name), ("reason", reason)]))
+                    .set(held as i64);
+            }
+        }
     }
 }

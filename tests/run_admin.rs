@@ -1,0 +1,96 @@
+//! `veer run` as a process: the embedded DNS server answers, the admin API
+//! reports health, readiness, metrics and status, and SIGTERM shuts it down
+//! cleanly (exit 0) after releasing leadership.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, response))
+}
+
+#[test]
+fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dns, admin, http) = (free_port(), free_port(), free_port());
+    // A backend that is up: the admin port of a second listener would do, but a
+    // plain TCP check against a listener we hold is simplest.
+    let backend = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 51), http)).unwrap();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r1\nvantage: r1\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin} }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [run.test.] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.run.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.51 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {http}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100] }}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["run", "-c", "veer.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut metrics = String::new();
+    while Instant::now() < deadline {
+        if let Some((200, body)) = get(admin, "/metrics")
+            && body.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}")
+        {
+            metrics = body;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!metrics.is_empty(), "no successful apply reported in /metrics within 30 s");
+    assert!(metrics.contains("veer_leader 1"), "{metrics}");
+    assert!(metrics.contains("veer_record_answers{record=\"app.run.test.\",provider=\"local\"} 1"), "{metrics}");
+    assert_eq!(get(admin, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(get(admin, "/readyz").map(|r| r.0), Some(200));
+    let (status, body) = get(admin, "/v1/status").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("\"replica\":\"r1\"") && body.contains("app.run.test."), "{body}");
+    let dig = Command::new("dig").args(["+short", "@127.0.0.1", "-p", &dns.to_string(), "app.run.test.", "A"]).output();
+    if let Ok(out) = dig {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.51");
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "veer did not stop within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "clean shutdown exits 0: {status:?}\n{stderr}");
+    assert!(stderr.contains("applied") && stderr.contains("releasing leadership"), "{stderr}");
+    drop(backend);
+}
