@@ -56,18 +56,30 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Every series the dashboard and the alerts may query (the catalogue they are
+    // checked against) must show up in /metrics of the running controller.
+    let catalogue = veer::metrics::Metrics::new().series_names();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut metrics = String::new();
+    let mut missing = catalogue.clone();
     while Instant::now() < deadline {
-        if let Some((200, body)) = get(admin, "/metrics")
-            && body.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}")
-        {
+        if let Some((200, body)) = get(admin, "/metrics") {
+            missing = catalogue
+                .iter()
+                .filter(|name| {
+                    !body.lines().any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+                })
+                .cloned()
+                .collect();
             metrics = body;
-            break;
+            if missing.is_empty() && metrics.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}") {
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!metrics.is_empty(), "no successful apply reported in /metrics within 30 s");
+    assert!(missing.is_empty(), "series missing from /metrics after 30 s: {missing:?}\n{metrics}");
+    assert!(metrics.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}"), "{metrics}");
     assert!(metrics.contains("veer_leader 1"), "{metrics}");
     assert!(metrics.contains("veer_record_answers{record=\"app.run.test.\",provider=\"local\"} 1"), "{metrics}");
     assert_eq!(get(admin, "/healthz").map(|r| r.0), Some(200));

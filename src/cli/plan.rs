@@ -72,7 +72,7 @@ pub fn run_plan(args: &Args) -> ExitCode {
     };
     let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
     let result = runtime.block_on(async {
-        let providers = providers::build(&setup.config, false).await?;
+        let providers = providers::build(&setup.config, false, &crate::metrics::Metrics::new()).await?;
         let state = match setup.config.config.coordination.backend {
             crate::config::Backend::Standalone => {
                 StateSource::Snapshot(coord::standalone::StandaloneCoordinator::peek(&setup.config.state_file())?)
@@ -104,7 +104,7 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
     };
     let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
     let result = runtime.block_on(async {
-        let providers = providers::build(&setup.config, false).await?;
+        let providers = providers::build(&setup.config, false, &crate::metrics::Metrics::new()).await?;
         let coordinator = controller::open_coordinator(&setup).await?;
         let epoch = tokio::time::timeout(setup.config.config.coordination.lease_duration() * 2, coordinator.campaign())
             .await

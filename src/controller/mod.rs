@@ -47,6 +47,10 @@ pub struct Planned {
     pub plan: Plan,
     /// Writes still needed (providers that already publish the plan are left out).
     pub intents: Vec<Intent>,
+    /// What the providers held when the round read them.
+    pub observed: round::Observations,
+    /// The overrides in force.
+    pub overrides: Vec<planner::Override>,
 }
 
 /// Observes every provider and plans against what it read, with `health`,
@@ -73,7 +77,7 @@ pub async fn plan_round(
         seed: now.as_millis(),
     });
     let intents = round::intents(&plan, &setup.policies, &observed, providers);
-    Ok(Planned { plan, intents })
+    Ok(Planned { plan, intents, observed, overrides })
 }
 
 /// Opens the configured coordination backend for this replica.

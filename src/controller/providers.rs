@@ -3,6 +3,7 @@
 //! the API budget and the one retry layer ([`Resilient`]).
 
 use crate::config::{LoadedConfig, ProviderConfig, ProviderType, TsigAlgorithm};
+use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +69,58 @@ pub struct ProviderSet {
     pub embedded: BTreeMap<String, Arc<Store>>,
     /// Running embedded servers; dropping the set stops them.
     pub servers: Vec<EmbeddedServer>,
+    /// Each provider's API budget, by name (for the budget-wait metric).
+    pub budgets: BTreeMap<String, Arc<ApiBudget>>,
+}
+
+/// Counts a provider's real calls (inside the budget and retry layer) and its
+/// throttled answers in the metrics.
+struct Metered {
+    inner: Arc<dyn Provider>,
+    metrics: Metrics,
+}
+
+impl Metered {
+    fn count<T>(&self, operation: &'static str, result: &Result<T, veer_provider::ProviderError>) {
+        let provider = self.inner.name().to_string();
+        self.metrics
+            .provider_calls
+            .get_or_create(&vec![("provider", provider.clone()), ("operation", operation.into())])
+            .inc();
+        if matches!(result, Err(veer_provider::ProviderError::Throttled { .. })) {
+            self.metrics.provider_throttled.get_or_create(&vec![("provider", provider)]).inc();
+        }
+    }
+}
+
+impl Provider for Metered {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> veer_provider::Capabilities {
+        self.inner.capabilities()
+    }
+    fn zones(&self) -> &[RecordName] {
+        self.inner.zones()
+    }
+    fn read<'a>(
+        &'a self,
+        name: &'a RecordName,
+        rtype: veer_provider::RecordType,
+    ) -> veer_provider::ProviderFuture<'a, veer_provider::Observed> {
+        Box::pin(async move {
+            let result = self.inner.read(name, rtype).await;
+            self.count("read", &result);
+            result
+        })
+    }
+    fn apply<'a>(&'a self, batch: &'a veer_provider::ChangeBatch) -> veer_provider::ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            let result = self.inner.apply(batch).await;
+            self.count("write", &result);
+            result
+        })
+    }
 }
 
 /// Reads a secret named by file or environment variable.
@@ -95,8 +148,17 @@ fn zones_of(config: &ProviderConfig) -> Vec<RecordName> {
 
 /// Builds every configured provider. With `serve_embedded`, embedded providers
 /// start their DNS servers; without it (`veer plan`) they are in-memory only.
-pub async fn build(config: &LoadedConfig, serve_embedded: bool) -> Result<ProviderSet, ProviderSetupError> {
-    let mut set = ProviderSet { providers: BTreeMap::new(), embedded: BTreeMap::new(), servers: Vec::new() };
+pub async fn build(
+    config: &LoadedConfig,
+    serve_embedded: bool,
+    metrics: &Metrics,
+) -> Result<ProviderSet, ProviderSetupError> {
+    let mut set = ProviderSet {
+        providers: BTreeMap::new(),
+        embedded: BTreeMap::new(),
+        servers: Vec::new(),
+        budgets: BTreeMap::new(),
+    };
     for (name, provider) in &config.config.providers {
         let inner: Arc<dyn Provider> = match provider.kind.value {
             ProviderType::Embedded => {
@@ -125,11 +187,22 @@ pub async fn build(config: &LoadedConfig, serve_embedded: bool) -> Result<Provid
                 return Err(ProviderSetupError::Unsupported { provider: name.clone(), kind });
             }
         };
-        let budget = ApiBudget::new(budget_of(provider))
-            .map_err(|e| ProviderSetupError::Config { provider: name.clone(), message: e.to_string() })?;
+        let budget = Arc::new(
+            ApiBudget::new(budget_of(provider))
+                .map_err(|e| ProviderSetupError::Config { provider: name.clone(), message: e.to_string() })?,
+        );
+        set.budgets.insert(name.clone(), budget.clone());
+        // Series exist from the start (at zero), so dashboards and alerts see them.
+        for operation in ["read", "write"] {
+            let _ = metrics
+                .provider_calls
+                .get_or_create(&vec![("provider", name.clone()), ("operation", operation.into())]);
+        }
+        let _ = metrics.provider_throttled.get_or_create(&vec![("provider", name.clone())]);
+        let _ = metrics.provider_budget_wait.get_or_create(&vec![("provider", name.clone())]);
+        let inner: Arc<dyn Provider> = Arc::new(Metered { inner, metrics: metrics.clone() });
         let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        let resilient =
-            Resilient::new(inner, Arc::new(budget), RetryPolicy::default(), Arc::new(RetryBudget::default()), seed);
+        let resilient = Resilient::new(inner, budget, RetryPolicy::default(), Arc::new(RetryBudget::default()), seed);
         set.providers.insert(name.clone(), Arc::new(resilient));
     }
     Ok(set)

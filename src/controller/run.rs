@@ -48,6 +48,36 @@ pub struct Controller {
     clock: Arc<dyn Clock>,
     summary: watch::Sender<RoundSummary>,
     metrics: Metrics,
+    /// Budget wait already counted, per provider.
+    budget_waited: std::sync::Mutex<std::collections::BTreeMap<String, Duration>>,
+}
+
+/// Policy name → record name, for metric labels.
+fn record_names(setup: &Setup) -> std::collections::BTreeMap<String, String> {
+    setup.policies.iter().map(|p| (p.policy.name().to_string(), p.policy.record_name().to_string())).collect()
+}
+
+/// Probes over the network and counts each result and its latency.
+struct MeteredProber {
+    metrics: Metrics,
+    vantage: String,
+    records: std::collections::BTreeMap<String, String>,
+}
+
+impl crate::health::prober::Prober for MeteredProber {
+    fn probe(&self, target: Arc<crate::health::probe::ProbeTarget>) -> crate::health::prober::ProbeFuture {
+        let (metrics, vantage) = (self.metrics.clone(), self.vantage.clone());
+        let record = self.records.get(&target.key.policy).cloned().unwrap_or_default();
+        Box::pin(async move {
+            let result = crate::health::probe::probe(&target).await;
+            let base = vec![("record", record), ("endpoint", target.key.endpoint.clone()), ("vantage", vantage)];
+            let mut with_result = base.clone();
+            with_result.push(("result", if result.is_success() { "success" } else { "failure" }.into()));
+            metrics.probe_results.get_or_create(&with_result).inc();
+            metrics.probe_duration.get_or_create(&base).observe(result.latency.as_secs_f64());
+            result
+        })
+    }
 }
 
 /// The reconcile period: the shortest probe interval of the policies, within [250 ms, 5 s].
@@ -60,13 +90,24 @@ impl Controller {
     /// Builds the providers (starting embedded DNS servers), opens the coordinator
     /// and starts probing. Nothing is written until [`Controller::run`] leads.
     pub async fn start(setup: Setup) -> anyhow::Result<Self> {
-        let providers = providers::build(&setup.config, true).await?;
+        let metrics = Metrics::new();
+        let providers = providers::build(&setup.config, true, &metrics).await?;
         let coordinator = super::open_coordinator(&setup).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-        let vantage = Vantage::start(setup.config.vantage(), clock.clone(), VantageOptions::default());
+        crate::health::probe::tls::install_default_provider();
+        let prober = Arc::new(MeteredProber {
+            metrics: metrics.clone(),
+            vantage: setup.config.vantage(),
+            records: record_names(&setup),
+        });
+        let vantage =
+            Vantage::start_with_prober(setup.config.vantage(), clock.clone(), VantageOptions::default(), prober);
         vantage.replace_policies(&setup.policies);
+        // Policies are loaded once at start in this build: report that load.
+        metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
+        metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
         let (summary, _) = watch::channel(RoundSummary::default());
-        Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics: Metrics::new() })
+        Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics, budget_waited: Default::default() })
     }
 
     /// Round summaries as they happen.
@@ -150,12 +191,13 @@ impl Controller {
         let report = self.vantage.report();
         let (health, next) = combine(&policies, std::slice::from_ref(&*report), combiner, now);
         *combiner = next;
-        self.record_health(&report, &health);
+        self.record_health(&report, &health, combiner);
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
-        let Planned { plan, intents } = super::plan_round(&self.setup, &self.providers, &health, &store, now).await?;
+        let Planned { plan, intents, observed, overrides } =
+            super::plan_round(&self.setup, &self.providers, &health, &store, now).await?;
         let enactor = Enactor::new(
             self.setup.config.config.cluster_id.value.clone(),
             self.providers.providers.clone(),
@@ -202,6 +244,9 @@ impl Controller {
                 .inc();
         }
         self.record_plan(&plan);
+        self.record_budgets();
+        self.record_published(&observed);
+        self.record_overrides(&overrides);
         if result.all_converged() {
             state::save(self.coordinator.as_ref(), epoch, &plan).await?;
         }
@@ -235,8 +280,62 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
 }
 
 impl Controller {
+    /// Published weight shares per provider, as read at the start of the round.
+    fn record_published(&self, observed: &super::round::Observations) {
+        for ((_, provider), state) in observed {
+            let Some(records) = &state.records else { continue };
+            let live: Vec<_> = records.live_answers().collect();
+            let total: f64 = live.iter().map(|a| f64::from(a.weight.unwrap_or(1))).sum();
+            for a in &live {
+                let endpoint = a.set_id.clone().unwrap_or_else(|| a.value.clone());
+                let share = if total > 0.0 { f64::from(a.weight.unwrap_or(1)) / total * 100.0 } else { 0.0 };
+                let l = labels(&[
+                    ("record", state.name.as_str()),
+                    ("endpoint", endpoint.as_str()),
+                    ("provider", provider.as_str()),
+                ]);
+                self.metrics.weight_published.get_or_create(&l).set(share);
+            }
+        }
+    }
+
+    /// Active overrides by kind (every kind is reported, zero included).
+    fn record_overrides(&self, overrides: &[crate::planner::Override]) {
+        use crate::planner::overrides::OverrideAction;
+        let mut counts: std::collections::BTreeMap<&str, i64> =
+            ["drain", "pin", "freeze", "failover"].into_iter().map(|k| (k, 0)).collect();
+        for o in overrides {
+            let kind = match o.action {
+                OverrideAction::Drain { .. } => "drain",
+                OverrideAction::Pin { .. } => "pin",
+                OverrideAction::Freeze { .. } => "freeze",
+                OverrideAction::FailoverToPool { .. } => "failover",
+            };
+            *counts.entry(kind).or_default() += 1;
+        }
+        for (kind, n) in counts {
+            self.metrics.overrides_active.get_or_create(&labels(&[("kind", kind)])).set(n);
+        }
+    }
+
+    /// Adds each provider's new budget wait to its counter.
+    fn record_budgets(&self) {
+        let mut counted = self.budget_waited.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, budget) in &self.providers.budgets {
+            let total = budget.total_wait();
+            let before = counted.insert(name.clone(), total).unwrap_or_default();
+            let delta = total.saturating_sub(before).as_secs_f64();
+            self.metrics.provider_budget_wait.get_or_create(&labels(&[("provider", name.as_str())])).inc_by(delta);
+        }
+    }
+
     /// Health gauges: this vantage's verdicts and the combined view.
-    fn record_health(&self, report: &crate::health::VantageReport, health: &crate::health::HealthView) {
+    fn record_health(
+        &self,
+        report: &crate::health::VantageReport,
+        health: &crate::health::HealthView,
+        combiner: &CombinerState,
+    ) {
         use crate::health::{HealthState, ProbeVerdict};
         let record_of = |policy: &str| {
             self.setup
@@ -264,6 +363,8 @@ impl Controller {
             }
         }
         self.metrics.checker_impaired.get_or_create(&vec![]).set(i64::from(health.impaired.is_some()));
+        let impaired = i64::from(combiner.impaired.contains_key(&report.vantage));
+        self.metrics.vantage_impaired.get_or_create(&labels(&[("vantage", report.vantage.as_str())])).set(impaired);
     }
 
     /// Plan gauges: desired weights, answers against the guard, held changes.

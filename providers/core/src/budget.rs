@@ -54,6 +54,8 @@ pub struct ApiBudget {
     tolerance: Duration,
     /// Theoretical arrival time of the next call; never decreases.
     tat: Mutex<Option<Instant>>,
+    /// Total time callers were told to wait, in nanoseconds (for metrics).
+    waited_ns: std::sync::atomic::AtomicU64,
 }
 
 impl ApiBudget {
@@ -66,7 +68,13 @@ impl ApiBudget {
             return Err(BudgetError::ZeroBurst);
         }
         let interval = Duration::from_secs_f64(1.0 / config.calls_per_second);
-        Ok(Self { config, interval, tolerance: interval * (config.burst - 1), tat: Mutex::new(None) })
+        Ok(Self {
+            config,
+            interval,
+            tolerance: interval * (config.burst - 1),
+            tat: Mutex::new(None),
+            waited_ns: Default::default(),
+        })
     }
 
     /// The configuration this budget enforces.
@@ -87,8 +95,17 @@ impl ApiBudget {
 
     /// Waits until the budget admits one call, then returns.
     pub async fn acquire(&self) {
-        let allowed_at = self.reserve(Instant::now());
+        let now = Instant::now();
+        let allowed_at = self.reserve(now);
+        let wait = allowed_at.saturating_duration_since(now);
+        self.waited_ns
+            .fetch_add(wait.as_nanos().min(u128::from(u64::MAX)) as u64, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep_until(allowed_at).await;
+    }
+
+    /// Total time [`ApiBudget::acquire`] has made callers wait so far.
+    pub fn total_wait(&self) -> Duration {
+        Duration::from_nanos(self.waited_ns.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Admits one call now if the budget allows it; otherwise returns how long to
