@@ -418,6 +418,8 @@ impl AzureProvider {
     }
 
     async fn apply_batch(&self, batch: &ChangeBatch) -> Result<(), ProviderError> {
+        // The shared checks first (never empty, owned, well-formed): nothing is written otherwise.
+        batch.check(&self.capabilities())?;
         check_batch(batch, &self.config.zones)?;
         for change in &batch.changes {
             self.apply_change(&batch.zone, change).await?;

@@ -296,6 +296,8 @@ impl GcloudProvider {
     }
 
     async fn apply_batch(&self, batch: &ChangeBatch) -> Result<(), ProviderError> {
+        // The shared checks first (never empty, owned, well-formed): nothing is written otherwise.
+        batch.check(&self.capabilities())?;
         check_batch(batch, &self.config.zones)?;
         if batch.changes.is_empty() {
             return Ok(());
