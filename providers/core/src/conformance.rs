@@ -101,6 +101,13 @@ macro_rules! provider_battery {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_throttling_storm_converges_within_the_budget() {
+                if let Some(h) = $make().await {
+                    $crate::conformance::a_throttling_storm_converges_within_the_budget(&h).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn an_ambiguous_apply_is_settled_by_a_re_read() {
                 if let Some(h) = $make().await {
                     $crate::conformance::an_ambiguous_apply_is_settled_by_a_re_read(&h).await;
@@ -317,6 +324,99 @@ pub async fn the_api_budget_bounds_the_call_rate(h: &Harness) {
     // shorten the observed span between two admitted calls. 20 ms of slack is less
     // than one call at this rate, while a missing budget would show 24 calls at once.
     assert_rate_within(&calls, config, Duration::from_millis(20));
+}
+
+/// A storm: 30 % of calls (seeded) are answered `Throttled` before they reach the
+/// provider. Through [`Resilient`], every change still lands exactly once, in order,
+/// and the calls that do reach the provider stay within the budget.
+pub async fn a_throttling_storm_converges_within_the_budget(h: &Harness) {
+    const SEED: u64 = 30;
+    let config = BudgetConfig { calls_per_second: 40.0, burst: 3 };
+    let counting = Arc::new(Counting::new(h.provider.clone()));
+    let storm = Arc::new(Storm::new(counting.clone(), 0.3, SEED));
+    let resilient = Resilient::new(
+        storm.clone(),
+        Arc::new(ApiBudget::new(config).expect("valid budget")),
+        RetryPolicy { base: Duration::from_millis(5), cap: Duration::from_millis(80), attempts_max: 10 },
+        Arc::new(RetryBudget::new(100, 1.0)),
+        SEED,
+    );
+    let caps = h.provider.capabilities();
+    let name = name_in(h, "storm");
+    for generation in 1..=8u64 {
+        let before = resilient.read(&name, RecordType::A).await.expect("reads converge through the storm");
+        let value = format!("192.0.2.{}", 60 + generation);
+        let desired = answers(&caps, &name, &[(value.as_str(), 1)]);
+        let batch =
+            ChangeBatch { zone: h.zone.clone(), changes: vec![Change::new(before, desired, ownership(generation))] };
+        resilient.apply(&batch).await.expect("writes converge through the storm");
+    }
+    let after = read(h, &name).await;
+    assert_eq!(after.ownership.map(|o| o.generation), Some(8), "every generation applied once, in order (seed {SEED})");
+    assert!(storm.throttled() >= 3, "the storm throttled {} calls (seed {SEED})", storm.throttled());
+    let mut all = counting.calls();
+    all.extend(storm.throttled_at());
+    assert_rate_within(&all, config, Duration::from_millis(20));
+}
+
+/// Answers a share of calls with `Throttled` (seeded), recording when, and passes
+/// the others through.
+pub struct Storm {
+    inner: Arc<dyn Provider>,
+    share: f64,
+    rng: Mutex<rand::rngs::StdRng>,
+    throttled: Mutex<Vec<Instant>>,
+}
+
+impl Storm {
+    /// Throttles `share` (0–1) of the calls to `inner`, seeded by `seed`.
+    pub fn new(inner: Arc<dyn Provider>, share: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self { inner, share, rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)), throttled: Mutex::default() }
+    }
+
+    /// Calls answered `Throttled` so far.
+    pub fn throttled(&self) -> usize {
+        self.throttled.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// When each throttled call was made.
+    pub fn throttled_at(&self) -> Vec<Instant> {
+        self.throttled.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn throttle_now(&self) -> bool {
+        use rand::RngExt;
+        let hit = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random_bool(self.share);
+        if hit {
+            self.throttled.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
+        }
+        hit
+    }
+}
+
+impl Provider for Storm {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn zones(&self) -> &[RecordName] {
+        self.inner.zones()
+    }
+    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
+        if self.throttle_now() {
+            return Box::pin(async { Err(ProviderError::Throttled { retry_after: None }) });
+        }
+        self.inner.read(name, rtype)
+    }
+    fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
+        if self.throttle_now() {
+            return Box::pin(async { Err(ProviderError::Throttled { retry_after: None }) });
+        }
+        self.inner.apply(batch)
+    }
 }
 
 /// Asserts that the calls at `times` never exceed `config` over any span, where
