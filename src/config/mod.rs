@@ -206,6 +206,12 @@ pub struct ProviderConfig {
     /// verification, weaker) instead of RFC 2136 with TSIG.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_writes: Option<Spanned<bool>>,
+    /// route53: AWS region of the API (default us-east-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Spanned<String>>,
+    /// route53: named AWS profile (default: the standard credential chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Spanned<String>>,
     /// route53: hosted zone ids instead of lookup by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosted_zone_ids: Option<Vec<String>>,
@@ -426,6 +432,17 @@ fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
     }
     if kind == Rfc2136 && p.server.is_none() {
         f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `server`"));
+    }
+    for (field, value) in [("region", &p.region), ("profile", &p.profile)] {
+        if let Some(v) = value.as_ref().filter(|_| kind != Route53) {
+            f.error(v, format!("`{field}` does not apply to a provider of type {}", type_name(kind)));
+        }
+    }
+    if kind == Cloudflare && p.api_key_file.is_none() && p.api_key_env.is_none() {
+        f.error(
+            &p.kind,
+            format!("provider `{name}` of type cloudflare needs `apiKeyFile` or `apiKeyEnv` (the API token)"),
+        );
     }
     if let Some(w) = p.api_writes.as_ref().filter(|_| kind != Powerdns) {
         f.error(w, format!("`apiWrites` does not apply to a provider of type {}", type_name(kind)));

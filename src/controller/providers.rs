@@ -181,6 +181,8 @@ pub async fn build(
             }
             ProviderType::Rfc2136 => Arc::new(rfc2136(name, provider).await?),
             ProviderType::Powerdns => Arc::new(powerdns(name, provider).await?),
+            ProviderType::Route53 => Arc::new(route53(name, provider).await?),
+            ProviderType::Cloudflare => Arc::new(cloudflare(name, provider)?),
             other => {
                 let kind =
                     serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
@@ -255,4 +257,42 @@ async fn powerdns(name: &str, provider: &ProviderConfig) -> Result<PowerDnsProvi
     };
     PowerDnsProvider::new(PowerDnsConfig::new(name, api_url, api_key, zones_of(provider), writes))
         .map_err(|e| config_error(e.to_string()))
+}
+
+async fn route53(
+    name: &str,
+    provider: &ProviderConfig,
+) -> Result<veer_provider_route53::Route53Provider, ProviderSetupError> {
+    let config = veer_provider_route53::Route53Config {
+        zones: zones_of(provider),
+        hosted_zone_ids: provider.hosted_zone_ids.clone().unwrap_or_default(),
+        endpoint_url: provider.api_url.as_ref().map(|u| u.value.clone()),
+        region: provider.region.as_ref().map(|r| r.value.clone()),
+        profile: provider.profile.as_ref().map(|p| p.value.clone()),
+        ..veer_provider_route53::Route53Config::default()
+    };
+    veer_provider_route53::Route53Provider::connect(name, config)
+        .await
+        .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
+}
+
+fn cloudflare(
+    name: &str,
+    provider: &ProviderConfig,
+) -> Result<veer_provider_cloudflare::CloudflareProvider, ProviderSetupError> {
+    let token = secret(
+        name,
+        provider.api_key_file.as_ref().map(|f| f.value.as_path()),
+        provider.api_key_env.as_ref().map(|e| e.value.as_str()),
+    )?;
+    let mut config = veer_provider_cloudflare::CloudflareConfig::new(
+        name,
+        zones_of(provider),
+        veer_provider_cloudflare::Secret::new(token),
+    );
+    if let Some(url) = &provider.api_url {
+        config.endpoint = url.value.clone();
+    }
+    veer_provider_cloudflare::CloudflareProvider::new(config)
+        .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
 }

@@ -120,7 +120,7 @@ pub const CONFIG_FIELDS: &[Field] = &[
     f("providers.<name>.tsig.secretFile", "path", "one of", "file holding the base64 secret"),
     f("providers.<name>.tsig.secretEnv", "string", "one of", "environment variable holding it"),
     f("providers.<name>.apiUrl", "URL", "vendor default", "API base URL or endpoint override"),
-    f("providers.<name>.apiKeyFile", "path", "none", "file holding the API key or token"),
+    f("providers.<name>.apiKeyFile", "path", "none", "powerdns API key / cloudflare API token, from a file"),
     f("providers.<name>.apiKeyEnv", "string", "none", "environment variable holding it"),
     f(
         "providers.<name>.apiWrites",
@@ -128,6 +128,8 @@ pub const CONFIG_FIELDS: &[Field] = &[
         "false",
         "powerdns: write through the HTTP API (last-writer-wins, weaker) instead of RFC 2136",
     ),
+    f("providers.<name>.region", "string", "us-east-1", "route53: AWS region of the API"),
+    f("providers.<name>.profile", "string", "credential chain", "route53: named AWS profile"),
     f("providers.<name>.hostedZoneIds", "list", "looked up by name", "route53: hosted zone ids"),
     f("providers.<name>.budget.callsPerSecond", "number", "5 (route53), 20", "sustained API calls per second"),
     f("providers.<name>.budget.burst", "count", "5 (route53), 20", "token bucket size"),
