@@ -80,7 +80,7 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     }
     assert!(missing.is_empty(), "series missing from /metrics after 30 s: {missing:?}\n{metrics}");
     assert!(metrics.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}"), "{metrics}");
-    assert!(metrics.contains("veer_leader 1"), "{metrics}");
+    assert_eq!(gauge(&metrics, "veer_leader"), Some(1.0), "{metrics}");
     assert!(metrics.contains("veer_record_answers{record=\"app.run.test.\",provider=\"local\"} 1"), "{metrics}");
     assert_eq!(get(admin, "/healthz").map(|r| r.0), Some(200));
     assert_eq!(get(admin, "/readyz").map(|r| r.0), Some(200));
@@ -105,4 +105,99 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "clean shutdown exits 0: {status:?}\n{stderr}");
     assert!(stderr.contains("applied") && stderr.contains("releasing leadership"), "{stderr}");
     drop(backend);
+}
+
+/// The value of an unlabelled series (`name 1` or `name{} 1`).
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let rest = rest.strip_prefix("{}").unwrap_or(rest);
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+fn dig(port: u16, name: &str) -> Vec<String> {
+    let out = Command::new("dig").args(["+short", "@127.0.0.1", "-p", &port.to_string(), name, "A"]).output();
+    let mut answers: Vec<String> =
+        out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()).unwrap_or_default();
+    answers.sort();
+    answers
+}
+
+fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn policy(address: &str, port: u16, timeout: &str) -> String {
+    format!(
+        "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+         record: {{ name: app.reload.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+         pools: [{{ name: p, endpoints: [{{ id: a, address: {address} }}] }}]\n  \
+         healthCheck: {{ type: tcp, port: {port}, interval: 500ms, timeout: {timeout}, rise: 1, fall: 2 }}\n  \
+         warmup: {{ stages: [100] }}\n"
+    )
+}
+
+#[test]
+fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_effect() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "dig not found: install dnsutils (scripts/test does)");
+        eprintln!("SKIPPED reload test: dig not found");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (dns, admin, tcp) = (free_port(), free_port(), free_port());
+    let _first = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 71), tcp)).unwrap();
+    let _second = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 72), tcp)).unwrap();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r2\nvantage: r2\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin} }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [reload.test.] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.71", tcp, "250ms")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["run", "-c", "veer.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.reload.test.") == ["127.0.0.71"]), "first answers");
+
+    // An invalid edit (timeout not below interval): rejected, reported, last good kept.
+    std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.72", tcp, "2s")).unwrap();
+    let rejected = wait_until(Duration::from_secs(20), || {
+        get(admin, "/metrics").is_some_and(|(_, m)| gauge(&m, "veer_policy_reload_ok") == Some(0.0))
+    });
+    assert!(rejected, "the invalid reload is reported in /metrics");
+    let (_, status) = get(admin, "/v1/status").unwrap();
+    assert!(status.contains("app.yaml:9:") && status.contains("must be shorter than interval"), "{status}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(dig(dns, "app.reload.test."), ["127.0.0.71"], "the last good policy stays in force");
+
+    // A valid edit takes effect.
+    std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.72", tcp, "250ms")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || dig(dns, "app.reload.test.") == ["127.0.0.72"]),
+        "the valid reload is applied"
+    );
+    assert!(get(admin, "/metrics").is_some_and(|(_, m)| gauge(&m, "veer_policy_reload_ok") == Some(1.0)));
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || child.try_wait().unwrap().is_some()), "stops on SIGTERM");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("policy reload rejected") && stderr.contains("policies reloaded"), "{stderr}");
 }

@@ -91,6 +91,7 @@ async fn status(State(state): State<AdminState>) -> Json<serde_json::Value> {
         "rounds": summary.rounds,
         "writes": summary.writes,
         "lastError": summary.error,
+        "policyReloadError": summary.reload_error,
         "plan": summary.plan,
         "vantage": vantage,
     }))

@@ -37,11 +37,29 @@ pub struct RoundSummary {
     pub writes: u64,
     /// The last round's error, if it failed.
     pub error: Option<String>,
+    /// Why the last policy reload was rejected, while the previous set is in force.
+    pub reload_error: Option<String>,
+}
+
+/// A hash of the policy files the config names (paths and contents), to notice
+/// edits, including a mounted ConfigMap's atomic symlink swap.
+fn policy_fingerprint(setup: &Setup) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut ignored = Vec::new();
+    let files = crate::policy::load::collect_files(&setup.config.policy_paths(), &mut ignored);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
+    }
+    std::fs::read(&setup.config.path).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A running controller's handles.
 pub struct Controller {
-    setup: Setup,
+    /// The policies in force; replaced whole by a valid reload (I10).
+    setup: std::sync::RwLock<Arc<Setup>>,
     providers: ProviderSet,
     coordinator: Arc<dyn Coordinator>,
     vantage: Vantage,
@@ -107,7 +125,47 @@ impl Controller {
         metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
         metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
         let (summary, _) = watch::channel(RoundSummary::default());
+        let setup = std::sync::RwLock::new(Arc::new(setup));
         Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics, budget_waited: Default::default() })
+    }
+
+    /// The policies in force.
+    fn setup(&self) -> Arc<Setup> {
+        self.setup.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reloads the config's policies when their files changed (or on SIGHUP with
+    /// `force`). A valid set replaces the old one at once; an invalid one is
+    /// rejected with its positioned errors in the log, the metric and the status,
+    /// and the last good set stays in force (I10). Provider and coordination
+    /// settings are read at start only.
+    fn reload(&self, fingerprint: &mut u64, force: bool) {
+        let current = self.setup();
+        let now = policy_fingerprint(&current);
+        if now == *fingerprint && !force {
+            return;
+        }
+        *fingerprint = now;
+        match super::load(&current.config.path) {
+            Ok(fresh) => {
+                let names: Vec<&str> = fresh.policies.iter().map(|p| p.policy.name()).collect();
+                tracing::info!(policies = ?names, "policies reloaded");
+                self.vantage.replace_policies(&fresh.policies);
+                *self.setup.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                self.metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
+                self.metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
+                self.summary.send_modify(|s| s.reload_error = None);
+            }
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    tracing::error!(diagnostic = %d, "policy reload rejected; the last good policies stay in force");
+                }
+                let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                self.metrics.policy_reloads.get_or_create(&vec![("outcome", "error".into())]).inc();
+                self.metrics.policy_reload_ok.get_or_create(&vec![]).set(0);
+                self.summary.send_modify(|s| s.reload_error = Some(text.join("\n")));
+            }
+        }
     }
 
     /// Round summaries as they happen.
@@ -130,7 +188,7 @@ impl Controller {
             vantage: self.vantage.subscribe(),
             identity: self.coordinator.identity().to_string(),
         };
-        let listen = self.setup.config.config.admin.listen;
+        let listen = self.setup().config.config.admin.listen;
         super::admin::serve(listen, state, async {
             let _ = stopped.await;
         })
@@ -143,7 +201,10 @@ impl Controller {
     /// writes (a graceful hand-over).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let period = reconcile_period(&self.setup);
+        let period = reconcile_period(&self.setup());
+        let mut fingerprint = policy_fingerprint(&self.setup());
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut last_check = tokio::time::Instant::now();
         let mut combiner = CombinerState::default();
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
@@ -172,9 +233,23 @@ impl Controller {
                 None => {}
             }
             let pause = period.mul_f64(0.8 + 0.4 * jitter.unit());
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
+                _ = hangup => {
+                    tracing::info!("SIGHUP: reloading policies");
+                    self.reload(&mut fingerprint, true);
+                }
+            }
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                last_check = tokio::time::Instant::now();
+                self.reload(&mut fingerprint, false);
             }
         }
         if let Some(c) = campaign {
@@ -187,7 +262,8 @@ impl Controller {
 
     async fn round(&self, epoch: Epoch, combiner: &mut CombinerState) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let policies: Vec<_> = self.setup.policies.iter().map(|p| &p.policy).collect();
+        let setup = self.setup();
+        let policies: Vec<_> = setup.policies.iter().map(|p| &p.policy).collect();
         let report = self.vantage.report();
         let (health, next) = combine(&policies, std::slice::from_ref(&*report), combiner, now);
         *combiner = next;
@@ -197,9 +273,9 @@ impl Controller {
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides } =
-            super::plan_round(&self.setup, &self.providers, &health, &store, now).await?;
+            super::plan_round(&setup, &self.providers, &health, &store, now).await?;
         let enactor = Enactor::new(
-            self.setup.config.config.cluster_id.value.clone(),
+            setup.config.config.cluster_id.value.clone(),
             self.providers.providers.clone(),
             Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
             EXPECTED_WRITE,
@@ -337,8 +413,9 @@ impl Controller {
         combiner: &CombinerState,
     ) {
         use crate::health::{HealthState, ProbeVerdict};
+        let setup = self.setup();
         let record_of = |policy: &str| {
-            self.setup
+            setup
                 .policies
                 .iter()
                 .find(|p| p.policy.name() == policy)
@@ -369,7 +446,8 @@ impl Controller {
 
     /// Plan gauges: desired weights, answers against the guard, held changes.
     fn record_plan(&self, plan: &crate::planner::Plan) {
-        for (record, loaded) in plan.records.iter().zip(&self.setup.policies) {
+        let setup = self.setup();
+        for (record, loaded) in plan.records.iter().zip(&setup.policies) {
             let name = record.record.as_str();
             for a in &record.answers {
                 let l = labels(&[("record", name), ("endpoint", a.endpoint.as_str())]);
