@@ -212,6 +212,27 @@ pub struct ProviderConfig {
     /// route53: named AWS profile (default: the standard credential chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Spanned<String>>,
+    /// gcloud: the Google Cloud project of the managed zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Spanned<String>>,
+    /// gcloud: a service-account key file (default: the metadata server, Workload Identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<Spanned<PathBuf>>,
+    /// azure: the subscription of the DNS zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<Spanned<String>>,
+    /// azure: the resource group of the DNS zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<Spanned<String>>,
+    /// azure: directory (tenant) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<Spanned<String>>,
+    /// azure: application (client) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Spanned<String>>,
+    /// azure: workload identity's projected token file (instead of a client secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<Spanned<PathBuf>>,
     /// route53: hosted zone ids instead of lookup by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosted_zone_ids: Option<Vec<String>>,
@@ -413,7 +434,7 @@ fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
             "listen" => kind == Embedded,
             "server" | "tsig" => matches!(kind, Rfc2136 | Powerdns),
             "apiUrl" => matches!(kind, Powerdns | Route53 | Cloudflare | Gcloud | Azure),
-            "apiKey" => matches!(kind, Powerdns | Cloudflare),
+            "apiKey" => matches!(kind, Powerdns | Cloudflare | Azure),
             _ => true,
         }
     };
@@ -433,9 +454,37 @@ fn check_provider(name: &str, p: &ProviderConfig, f: &mut Findings<'_>) {
     if kind == Rfc2136 && p.server.is_none() {
         f.error(&p.kind, format!("provider `{name}` of type rfc2136 needs `server`"));
     }
-    for (field, value) in [("region", &p.region), ("profile", &p.profile)] {
-        if let Some(v) = value.as_ref().filter(|_| kind != Route53) {
-            f.error(v, format!("`{field}` does not apply to a provider of type {}", type_name(kind)));
+    let only = |field: &str, at: Option<Location>, applies: ProviderType, f: &mut Findings<'_>| {
+        if let Some(at) = at.filter(|_| kind != applies) {
+            f.error_at(at, format!("`{field}` does not apply to a provider of type {}", type_name(kind)));
+        }
+    };
+    only("region", p.region.as_ref().map(|v| v.referenced), Route53, f);
+    only("profile", p.profile.as_ref().map(|v| v.referenced), Route53, f);
+    only("project", p.project.as_ref().map(|v| v.referenced), Gcloud, f);
+    only("credentialsFile", p.credentials_file.as_ref().map(|v| v.referenced), Gcloud, f);
+    only("subscriptionId", p.subscription_id.as_ref().map(|v| v.referenced), Azure, f);
+    only("resourceGroup", p.resource_group.as_ref().map(|v| v.referenced), Azure, f);
+    only("tenantId", p.tenant_id.as_ref().map(|v| v.referenced), Azure, f);
+    only("clientId", p.client_id.as_ref().map(|v| v.referenced), Azure, f);
+    only("federatedTokenFile", p.federated_token_file.as_ref().map(|v| v.referenced), Azure, f);
+    if kind == Gcloud && p.project.is_none() {
+        f.error(&p.kind, format!("provider `{name}` of type gcloud needs `project`"));
+    }
+    if kind == Azure {
+        for (field, missing) in [
+            ("subscriptionId", p.subscription_id.is_none()),
+            ("resourceGroup", p.resource_group.is_none()),
+            ("tenantId", p.tenant_id.is_none()),
+            ("clientId", p.client_id.is_none()),
+        ] {
+            if missing {
+                f.error(&p.kind, format!("provider `{name}` of type azure needs `{field}`"));
+            }
+        }
+        let secret = p.api_key_file.is_some() || p.api_key_env.is_some();
+        if secret == p.federated_token_file.is_some() {
+            f.error(&p.kind, format!("provider `{name}` of type azure needs a client secret (`apiKeyFile`/`apiKeyEnv`) or `federatedTokenFile`, not both"));
         }
     }
     if kind == Cloudflare && p.api_key_file.is_none() && p.api_key_env.is_none() {
@@ -557,5 +606,23 @@ providers:
         );
         assert!(lines.iter().any(|l| l.contains("needs `server`")), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("needs `tsig`")), "{lines:?}");
+    }
+
+    #[test]
+    fn cloud_providers_need_their_identity_settings_and_refuse_others() {
+        let text = "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: c1\nproviders:\n  \
+                    g:\n    type: gcloud\n    zones: [example.test.]\n    region: us-east-1\n  \
+                    a:\n    type: azure\n    zones: [example.test.]\n    tenantId: t\n  \
+                    c:\n    type: cloudflare\n    zones: [example.test.]\n";
+        let lines: Vec<String> = parse_with(text, &[]).unwrap_err().iter().map(|d| d.to_string()).collect();
+        for expected in [
+            "veer.yaml:8:13: error: `region` does not apply to a provider of type gcloud",
+            "provider `g` of type gcloud needs `project`",
+            "provider `a` of type azure needs `subscriptionId`",
+            "provider `a` of type azure needs a client secret (`apiKeyFile`/`apiKeyEnv`) or `federatedTokenFile`, not both",
+            "provider `c` of type cloudflare needs `apiKeyFile` or `apiKeyEnv` (the API token)",
+        ] {
+            assert!(lines.iter().any(|l| l.contains(expected)), "missing {expected:?} in {lines:#?}");
+        }
     }
 }

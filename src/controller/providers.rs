@@ -41,14 +41,6 @@ pub enum ProviderSetupError {
         /// What is wrong.
         message: String,
     },
-    /// This build cannot talk to the provider type yet.
-    #[error("provider `{provider}`: type {kind} is not available in this build")]
-    Unsupported {
-        /// Provider name.
-        provider: String,
-        /// Its type.
-        kind: String,
-    },
     /// The embedded server could not listen.
     #[error("provider `{provider}`: cannot listen on {listen}: {source}")]
     Listen {
@@ -183,11 +175,8 @@ pub async fn build(
             ProviderType::Powerdns => Arc::new(powerdns(name, provider).await?),
             ProviderType::Route53 => Arc::new(route53(name, provider).await?),
             ProviderType::Cloudflare => Arc::new(cloudflare(name, provider)?),
-            other => {
-                let kind =
-                    serde_json::to_value(other).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                return Err(ProviderSetupError::Unsupported { provider: name.clone(), kind });
-            }
+            ProviderType::Gcloud => Arc::new(gcloud(name, provider)?),
+            ProviderType::Azure => Arc::new(azure(name, provider)?),
         };
         let budget = Arc::new(
             ApiBudget::new(budget_of(provider))
@@ -295,4 +284,56 @@ fn cloudflare(
     }
     veer_provider_cloudflare::CloudflareProvider::new(config)
         .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
+}
+
+fn gcloud(name: &str, provider: &ProviderConfig) -> Result<veer_provider_gcloud::GcloudProvider, ProviderSetupError> {
+    use veer_provider_gcloud::{DEFAULT_METADATA_ENDPOINT, GcloudConfig, GcloudCredential, ServiceAccountKey};
+    let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
+    let project =
+        provider.project.as_ref().map(|p| p.value.clone()).ok_or_else(|| config_error("needs `project`".into()))?;
+    let credential = match &provider.credentials_file {
+        Some(file) => {
+            let text = secret(name, Some(file.value.as_path()), None)?;
+            GcloudCredential::ServiceAccountKey(
+                ServiceAccountKey::from_json(&text).map_err(|e| config_error(e.to_string()))?,
+            )
+        }
+        None => GcloudCredential::MetadataServer { endpoint: DEFAULT_METADATA_ENDPOINT.into() },
+    };
+    let mut config = GcloudConfig::new(name, project, zones_of(provider), credential);
+    if let Some(url) = &provider.api_url {
+        config.endpoint = url.value.clone();
+    }
+    veer_provider_gcloud::GcloudProvider::new(config).map_err(|e| config_error(e.to_string()))
+}
+
+fn azure(name: &str, provider: &ProviderConfig) -> Result<veer_provider_azure::AzureProvider, ProviderSetupError> {
+    use veer_provider_azure::{AzureConfig, AzureCredential, Secret};
+    let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
+    let text = |v: &Option<serde_saphyr::Spanned<String>>, field: &str| {
+        v.as_ref().map(|v| v.value.clone()).ok_or_else(|| config_error(format!("needs `{field}`")))
+    };
+    let (tenant_id, client_id) = (text(&provider.tenant_id, "tenantId")?, text(&provider.client_id, "clientId")?);
+    let credential = match &provider.federated_token_file {
+        Some(file) => AzureCredential::WorkloadIdentity { tenant_id, client_id, token_file: file.value.clone() },
+        None => {
+            let client_secret = secret(
+                name,
+                provider.api_key_file.as_ref().map(|f| f.value.as_path()),
+                provider.api_key_env.as_ref().map(|e| e.value.as_str()),
+            )?;
+            AzureCredential::ClientSecret { tenant_id, client_id, client_secret: Secret::new(client_secret) }
+        }
+    };
+    let mut config = AzureConfig::new(
+        name,
+        zones_of(provider),
+        text(&provider.subscription_id, "subscriptionId")?,
+        text(&provider.resource_group, "resourceGroup")?,
+        credential,
+    );
+    if let Some(url) = &provider.api_url {
+        config.management_endpoint = url.value.clone();
+    }
+    veer_provider_azure::AzureProvider::new(config).map_err(|e| config_error(e.to_string()))
 }
