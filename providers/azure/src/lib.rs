@@ -41,22 +41,19 @@
 //! pagination is involved. The etags of the last read are kept so that an
 //! `apply` built on that read needs no further request before writing.
 
-mod http;
-mod token;
-
-pub use http::Secret;
-pub use token::{Clock, system_clock};
+pub use veer_provider::http::Secret;
+pub use veer_provider::http::token::{Clock, system_clock};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use http::{Effect, scrub, status_error, transport_error};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use token::{Fetched, TokenCache, lifetime};
+use veer_provider::http::token::{Fetched, TokenCache, lifetime};
+use veer_provider::http::{Effect, scrub, status_error, transport_error};
 use veer_provider::{
     Answer, Capabilities, CasPrimitive, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError,
     ProviderFuture, RecordName, RecordSet, RecordType, Weighting,

@@ -42,17 +42,15 @@
 //! failures and `5xx` on reads are `Unavailable`, on the batch `Ambiguous`;
 //! `400/401/403` are `Rejected` with Cloudflare's message. Nothing here retries.
 
-mod http;
-
-pub use http::Secret;
+pub use veer_provider::http::Secret;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use http::{Effect, scrub, status_error, transport_error};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use veer_provider::http::{Effect, scrub, status_error, transport_error};
 use veer_provider::{
     Answer, Capabilities, CasPrimitive, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError,
     ProviderFuture, RecordName, RecordSet, RecordType, Weighting,

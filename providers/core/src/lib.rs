@@ -10,6 +10,8 @@ mod budget;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod name;
 mod ownership;
 mod provider;

@@ -10,8 +10,8 @@ use serde_json::Value;
 use veer_provider::ProviderError;
 
 use crate::Secret;
-use crate::http::{Effect, scrub, status_error, transport_error};
-use crate::token::{Fetched, lifetime};
+use veer_provider::http::token::{Fetched, lifetime};
+use veer_provider::http::{Effect, scrub, status_error, transport_error};
 
 /// The OAuth scope for reading and writing Cloud DNS.
 pub const DNS_SCOPE: &str = "https://www.googleapis.com/auth/ndev.clouddns.readwrite";

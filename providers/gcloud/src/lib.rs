@@ -41,20 +41,18 @@
 //! `Debug` output, errors or logs.
 
 mod auth;
-mod http;
-mod token;
 
 pub use auth::{DEFAULT_METADATA_ENDPOINT, DNS_SCOPE, GcloudCredential, ServiceAccountKey};
-pub use http::Secret;
-pub use token::{Clock, system_clock};
+pub use veer_provider::http::Secret;
+pub use veer_provider::http::token::{Clock, system_clock};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use http::{Effect, scrub, status_error, transport_error};
 use serde_json::{Value, json};
-use token::TokenCache;
+use veer_provider::http::token::TokenCache;
+use veer_provider::http::{Effect, scrub, status_error, transport_error};
 use veer_provider::{
     Answer, Capabilities, CasPrimitive, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError,
     ProviderFuture, RecordName, RecordSet, RecordType, Weighting,
@@ -200,7 +198,7 @@ impl GcloudProvider {
         // Google APIs also signal rate limits as 403 with these reasons.
         let throttled = ["rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"];
         if status.as_u16() == 403 && reasons.iter().any(|r| throttled.contains(r)) {
-            return Err(ProviderError::Throttled { retry_after: http::retry_after(&headers) });
+            return Err(ProviderError::Throttled { retry_after: veer_provider::http::retry_after(&headers) });
         }
         Err(status_error(status, &headers, &message, effect, what))
     }

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use veer_provider::ProviderError;
+use crate::ProviderError;
 
-use crate::Secret;
+use super::Secret;
 
 /// The monotonic clock the token cache reads; injected so that tests can move
 /// time without sleeping.
@@ -19,27 +19,27 @@ pub fn system_clock() -> Clock {
 }
 
 /// A bearer token and how long it lives, as the token endpoint reported it.
-pub(crate) struct Fetched {
-    pub(crate) token: Secret,
-    pub(crate) lifetime: Duration,
+pub struct Fetched {
+    pub token: Secret,
+    pub lifetime: Duration,
 }
 
 /// One cached token. Refreshes `refresh_before` ahead of expiry, or at half the
 /// lifetime for short-lived tokens, whichever comes first. Concurrent callers
 /// wait for one refresh rather than each fetching a token.
-pub(crate) struct TokenCache {
+pub struct TokenCache {
     clock: Clock,
     refresh_before: Duration,
     slot: tokio::sync::Mutex<Option<(Secret, Instant)>>,
 }
 
 impl TokenCache {
-    pub(crate) fn new(clock: Clock, refresh_before: Duration) -> Self {
+    pub fn new(clock: Clock, refresh_before: Duration) -> Self {
         Self { clock, refresh_before, slot: tokio::sync::Mutex::new(None) }
     }
 
     /// The current token, fetching a new one with `fetch` when it is due.
-    pub(crate) async fn get<F, Fut>(&self, fetch: F) -> Result<Secret, ProviderError>
+    pub async fn get<F, Fut>(&self, fetch: F) -> Result<Secret, ProviderError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Fetched, ProviderError>>,
@@ -60,7 +60,7 @@ impl TokenCache {
 }
 
 /// Reads `expires_in` as token endpoints send it: a number, or a number in a string.
-pub(crate) fn lifetime(value: Option<&serde_json::Value>) -> Duration {
+pub fn lifetime(value: Option<&serde_json::Value>) -> Duration {
     let seconds = match value {
         Some(serde_json::Value::Number(n)) => n.as_u64(),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),

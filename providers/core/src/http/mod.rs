@@ -1,17 +1,18 @@
-//! One HTTP exchange, classified into the provider error taxonomy.
+//! Shared by the HTTP API providers (Cloudflare, Cloud DNS, Azure): one HTTP
+//! exchange, classified into the provider error taxonomy, and the credential type.
 //!
 //! Nothing here retries: SPEC §5 keeps retries in one layer, which wraps the
 //! provider from outside. What this module decides is what a failure *means*:
-//! whether the request may have changed state at Cloudflare (then it is
+//! whether the request may have changed state at the provider (then it is
 //! `Ambiguous` and the caller re-reads), or is known not to have (`Unavailable`).
 
 use std::error::Error as _;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::ProviderError;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use veer_provider::ProviderError;
 
 /// A credential. Its `Debug` and `Display` never show the value, so that a
 /// config or client printed in a log or an error cannot leak it.
@@ -25,7 +26,7 @@ impl Secret {
     }
 
     /// The value, for the one place that sends it.
-    pub(crate) fn expose(&self) -> &str {
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -44,7 +45,7 @@ impl From<String> for Secret {
 
 /// Whether a call whose outcome is unknown may have changed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Effect {
+pub enum Effect {
     /// A read: an unknown outcome changed nothing.
     Read,
     /// A write: an unknown outcome may have landed.
@@ -52,7 +53,7 @@ pub(crate) enum Effect {
 }
 
 /// Classifies a failure to get a response at all.
-pub(crate) fn transport_error(error: reqwest::Error, effect: Effect, what: &str) -> ProviderError {
+pub fn transport_error(error: reqwest::Error, effect: Effect, what: &str) -> ProviderError {
     let error = error.without_url();
     let text = chain(&error);
     if error.is_builder() {
@@ -70,7 +71,7 @@ pub(crate) fn transport_error(error: reqwest::Error, effect: Effect, what: &str)
 }
 
 /// Classifies an unsuccessful status. `message` is the vendor's error text.
-pub(crate) fn status_error(
+pub fn status_error(
     status: StatusCode,
     headers: &HeaderMap,
     message: &str,
@@ -89,9 +90,9 @@ pub(crate) fn status_error(
 }
 
 /// How long the server asks us to wait: `Retry-After` (seconds or an HTTP date),
-/// else the reset time `t` of the IETF-draft `Ratelimit` header that Cloudflare
+/// else the reset time `t` of the IETF-draft `Ratelimit` header that some APIs
 /// sends (`"default";r=0;t=30`).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(value) = header("retry-after") {
         if let Ok(seconds) = value.parse::<u64>() {
@@ -121,13 +122,15 @@ fn chain(error: &reqwest::Error) -> String {
 }
 
 /// Keeps vendor text short and free of the credential, should a server echo it.
-pub(crate) fn scrub(message: &str, secret: &Secret) -> String {
+pub fn scrub(message: &str, secret: &Secret) -> String {
     let mut text: String = message.chars().take(300).collect();
     if !secret.expose().is_empty() {
         text = text.replace(secret.expose(), "[redacted]");
     }
     text
 }
+
+pub mod token;
 
 #[cfg(test)]
 mod tests {
@@ -136,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_secret_never_shows_in_debug_output() {
-        let secret = Secret::new("cf-SECRET-token-123");
+        let secret = Secret::new("azure-SECRET-123");
         assert_eq!(format!("{secret:?}"), "Secret([redacted])");
     }
 
