@@ -87,6 +87,12 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     let (status, body) = get(admin, "/v1/status").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"replica\":\"r1\"") && body.contains("app.run.test."), "{body}");
+    let (status, plan) = get(admin, "/v1/plan").unwrap();
+    assert_eq!(status, 200);
+    assert!(plan.contains("\"record\":\"app.run.test.\""), "{plan}");
+    let (status, history) = get(admin, "/v1/history?record=app.run.test.").unwrap();
+    assert_eq!(status, 200);
+    assert!(history.contains("\"generation\":1"), "the first applied plan is in the history: {history}");
     let dig = Command::new("dig").args(["+short", "@127.0.0.1", "-p", &dns.to_string(), "app.run.test.", "A"]).output();
     if let Ok(out) = dig {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.51");

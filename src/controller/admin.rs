@@ -1,7 +1,9 @@
 //! The admin HTTP listener of a replica (SPEC §10), read-only part:
 //! `GET /healthz` (the process is alive), `GET /readyz` (policies loaded and the
-//! store reachable), `GET /metrics` (Prometheus text) and `GET /v1/status`
-//! (leadership, the last round and this replica's vantage report, as JSON).
+//! store reachable), `GET /metrics` (Prometheus text), `GET /v1/status`
+//! (leadership, the last round and this replica's vantage report, as JSON),
+//! `GET /v1/plan` (the last plan) and `GET /v1/history[?record=NAME]` (the
+//! applied plans kept in the store, newest last).
 //! Mutating endpoints (overrides, with the bearer token) come with the operator
 //! commands.
 
@@ -40,6 +42,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
+        .route("/v1/plan", get(plan))
+        .route("/v1/history", get(history))
         .with_state(state)
 }
 
@@ -67,6 +71,45 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+}
+
+async fn plan(State(state): State<AdminState>) -> Response {
+    match state.summary.borrow().plan.clone() {
+        Some(plan) => Json(plan).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no plan yet: this replica has not led a round\n").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    record: Option<String>,
+}
+
+async fn history(
+    State(state): State<AdminState>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    let mut names: Vec<String> = match &query.record {
+        Some(record) => vec![record.clone()],
+        None => state
+            .summary
+            .borrow()
+            .plan
+            .as_ref()
+            .map(|p| p.records.iter().map(|r| r.record.to_string()).collect())
+            .unwrap_or_default(),
+    };
+    names.sort();
+    let mut out = Vec::new();
+    for record in names {
+        match state.coordinator.plans(&record).await {
+            Ok(plans) => out.extend(plans.into_iter().map(
+                |(generation, plan)| serde_json::json!({ "record": record, "generation": generation, "plan": plan }),
+            )),
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
+        }
+    }
+    Json(out).into_response()
 }
 
 async fn status(State(state): State<AdminState>) -> Json<serde_json::Value> {
