@@ -207,3 +207,107 @@ fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_eff
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("policy reload rejected") && stderr.contains("policies reloaded"), "{stderr}");
 }
+
+fn send(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response)
+}
+
+#[test]
+fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_the_store() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "dig not found: install dnsutils (scripts/test does)");
+        eprintln!("SKIPPED override test: dig not found");
+        return;
+    }
+    const TOKEN: &str = "veer-admin-TOKEN-never-logged";
+    let dir = tempfile::tempdir().unwrap();
+    let (dns, admin, tcp) = (free_port(), free_port(), free_port());
+    let _a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 81), tcp)).unwrap();
+    let _b = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 82), tcp)).unwrap();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r3\nvantage: r3\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin}, tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [ops.test.] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.ops.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.81 }}, {{ id: b, address: 127.0.0.82 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {tcp}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100] }}\n  guards: {{ minHealthyEndpoints: 1, minCapacityPercent: 40 }}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["run", "-c", "veer.yaml"])
+        .current_dir(dir.path())
+        .env("VEER_TEST_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let both = ["127.0.0.81".to_string(), "127.0.0.82".to_string()];
+    assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.ops.test.") == both), "first answers");
+    // Previews plan from the last round: wait until it saw both endpoints healthy.
+    let healthy = |m: &str| {
+        ["a", "b"]
+            .iter()
+            .all(|e| m.contains(&format!("veer_endpoint_up{{record=\"app.ops.test.\",endpoint=\"{e}\"}} 1")))
+    };
+    assert!(wait_until(Duration::from_secs(20), || get(admin, "/metrics").is_some_and(|(_, m)| healthy(&m))));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let drain_b =
+        r#"{"action":{"kind":"drain","target":{"kind":"endpoint","name":"b"}},"reason":"test","author":"ci"}"#;
+    assert_eq!(send(admin, "POST", "/v1/overrides", None, drain_b).0, 401, "no token");
+    assert_eq!(send(admin, "POST", "/v1/overrides", Some("wrong"), drain_b).0, 401, "wrong token");
+
+    let (status, preview) = send(admin, "POST", "/v1/overrides?dryRun=true", Some(TOKEN), drain_b);
+    assert_eq!(status, 200, "{preview}");
+    assert!(preview.contains("\"refused\":false") && preview.contains("\"impact\":{"), "{preview}");
+    assert_eq!(dig(dns, "app.ops.test."), both, "a dry run changes nothing");
+
+    let drain_all =
+        r#"{"action":{"kind":"drain","target":{"kind":"pool","name":"p"}},"reason":"fat finger","author":"ci"}"#;
+    let (status, refused) = send(admin, "POST", "/v1/overrides", Some(TOKEN), drain_all);
+    assert_eq!(status, 409, "draining the whole pool breaks the guards: {refused}");
+
+    let (status, created) = send(admin, "POST", "/v1/overrides", Some(TOKEN), drain_b);
+    assert_eq!(status, 201, "{created}");
+    let id = created.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(20), || dig(dns, "app.ops.test.") == ["127.0.0.81"]), "b drained");
+    assert!(get(admin, "/v1/overrides").is_some_and(|(_, body)| body.contains(&id)));
+
+    assert_eq!(send(admin, "DELETE", &format!("/v1/overrides/{id}"), Some(TOKEN), "").0, 204);
+    assert_eq!(send(admin, "DELETE", &format!("/v1/overrides/{id}"), Some(TOKEN), "").0, 404);
+    assert!(wait_until(Duration::from_secs(20), || dig(dns, "app.ops.test.") == both), "b back after the undrain");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || child.try_wait().unwrap().is_some()), "stops on SIGTERM");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("override created"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "the admin token never appears in the logs");
+    let (_, status) = (0, std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default());
+    assert!(!status.contains(TOKEN), "nor in the state file");
+}

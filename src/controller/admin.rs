@@ -4,8 +4,10 @@
 //! (leadership, the last round and this replica's vantage report, as JSON),
 //! `GET /v1/plan` (the last plan) and `GET /v1/history[?record=NAME]` (the
 //! applied plans kept in the store, newest last).
-//! Mutating endpoints (overrides, with the bearer token) come with the operator
-//! commands.
+//! Overrides: `GET /v1/overrides`, and with the bearer token
+//! `POST /v1/overrides[?dryRun=true]` (impact preview; a guard refusal is 409
+//! unless forced) and `DELETE /v1/overrides/{id}`. Overrides go to the store, so a
+//! follower accepts them too (I8). Without a configured token, mutations are off.
 
 use super::run::RoundSummary;
 use crate::coord::{Coordinator, Key, Space};
@@ -20,9 +22,47 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The bearer token for mutating calls. Never printed.
+#[derive(Clone)]
+pub struct Token(Arc<String>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// Compares in constant time (for equal lengths), so response timing does not
+    /// reveal how much of a guess was right.
+    fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Reads the admin token named by `admin.tokenFile` or `admin.tokenEnv`, if any.
+pub fn load_token(config: &crate::config::LoadedConfig) -> anyhow::Result<Option<Token>> {
+    let admin = &config.config.admin;
+    let text = if let Some(file) = &admin.token_file {
+        let path = config.base_dir().join(&file.value);
+        Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read admin.tokenFile {}: {e}", path.display()))?,
+        )
+    } else if let Some(var) = &admin.token_env {
+        Some(std::env::var(&var.value).map_err(|_| anyhow::anyhow!("admin.tokenEnv `{}` is not set", var.value))?)
+    } else {
+        None
+    };
+    Ok(text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).map(|t| Token(Arc::new(t))))
+}
+
 /// What the handlers read: snapshots only, never the controller's internals.
 #[derive(Clone)]
 pub struct AdminState {
+    /// The bearer token for mutations; `None` disables them.
+    pub token: Option<Token>,
     /// Metrics to render.
     pub metrics: Metrics,
     /// The coordinator (readiness probes the store; status shows leadership).
@@ -44,6 +84,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/plan", get(plan))
         .route("/v1/history", get(history))
+        .route("/v1/overrides", get(list_overrides).post(create_override))
+        .route("/v1/overrides/{id}", axum::routing::delete(delete_override))
         .with_state(state)
 }
 
@@ -138,4 +180,164 @@ async fn status(State(state): State<AdminState>) -> Json<serde_json::Value> {
         "plan": summary.plan,
         "vantage": vantage,
     }))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Checks the bearer token; the error response when it is missing or wrong.
+fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
+    let Some(token) = &state.token else {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "mutations are disabled: set admin.tokenFile or admin.tokenEnv",
+        )));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token.matches(given) {
+        Ok(())
+    } else {
+        Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")))
+    }
+}
+
+async fn list_overrides(State(state): State<AdminState>) -> Response {
+    let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+    match state.coordinator.list_live(Space::Overrides, "", now).await {
+        Ok(entries) => Json(entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>()).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+    }
+}
+
+/// A new override as operators send it; the server adds id and times.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OverrideRequest {
+    action: crate::planner::overrides::OverrideAction,
+    reason: String,
+    author: String,
+    /// `4h`, `30m`, … or `none` (only with `force`); default 4 h.
+    #[serde(default)]
+    ttl: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OverrideQuery {
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+}
+
+static OVERRIDE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+async fn create_override(
+    State(state): State<AdminState>,
+    axum::extract::Query(query): axum::extract::Query<OverrideQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = authorize(&state, &headers) {
+        return *denied;
+    }
+    let request: OverrideRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid override: {e}")),
+    };
+    let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+    let expires_at = match request.ttl.as_deref() {
+        None => Some(now.add(crate::planner::overrides::DEFAULT_TTL)),
+        Some("none") => None,
+        Some(text) => match crate::policy::duration::parse(text) {
+            Ok(d) if !d.is_zero() => Some(now.add(d)),
+            Ok(_) => return error(StatusCode::BAD_REQUEST, "ttl must be greater than zero"),
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("ttl: {e}")),
+        },
+    };
+    let sequence = OVERRIDE_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let proposed = crate::planner::Override {
+        id: format!("o-{}-{sequence}", now.as_millis()),
+        action: request.action,
+        reason: request.reason,
+        author: request.author,
+        created_at: now,
+        expires_at,
+        force: request.force,
+    };
+    if let Err(e) = proposed.check() {
+        return error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    let preview = state.summary.borrow().preview.clone();
+    let impact = preview.as_ref().map(|p| {
+        let inputs: Vec<crate::planner::PolicyInput<'_>> = p
+            .setup
+            .policies
+            .iter()
+            .zip(&p.weightings)
+            .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
+            .collect();
+        crate::planner::impact(
+            &crate::planner::PlanInput {
+                policies: &inputs,
+                health: &p.health,
+                observed: &p.published,
+                overrides: &p.overrides,
+                state: &p.state,
+                now,
+                seed: now.as_millis(),
+            },
+            &proposed,
+        )
+    });
+    let refused = impact.as_ref().is_some_and(|i| i.is_refused()) && !proposed.force;
+    let body = serde_json::json!({ "override": proposed, "impact": impact, "refused": refused });
+    if query.dry_run {
+        return match impact {
+            Some(_) => Json(body).into_response(),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "no preview yet: this replica has not led a round"),
+        };
+    }
+    if refused {
+        return (StatusCode::CONFLICT, Json(body)).into_response();
+    }
+    let value = serde_json::to_value(&proposed).expect("overrides serialize");
+    let entry = match proposed.expires_at {
+        Some(at) => crate::coord::Entry::expiring(value, at),
+        None => crate::coord::Entry::new(value),
+    };
+    match state.coordinator.put(&Key::new(Space::Overrides, &proposed.id), &entry, crate::coord::Writer::Replica).await
+    {
+        Ok(()) => {
+            tracing::info!(id = %proposed.id, author = %proposed.author, reason = %proposed.reason, "override created");
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+    }
+}
+
+async fn delete_override(
+    State(state): State<AdminState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Err(denied) = authorize(&state, &headers) {
+        return *denied;
+    }
+    let key = Key::new(Space::Overrides, &id);
+    match state.coordinator.get(&key).await {
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no override `{id}`")),
+        Ok(Some(_)) => match state.coordinator.delete(&key, crate::coord::Writer::Replica).await {
+            Ok(()) => {
+                tracing::info!(%id, "override deleted");
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+        },
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+    }
 }

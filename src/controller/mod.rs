@@ -51,6 +51,10 @@ pub struct Planned {
     pub observed: round::Observations,
     /// The overrides in force.
     pub overrides: Vec<planner::Override>,
+    /// The planner state the plan started from.
+    pub state: planner::PlannerState,
+    /// What the planner saw as published, per policy.
+    pub published: std::collections::BTreeMap<String, planner::ObservedRecord>,
 }
 
 /// Observes every provider and plans against what it read, with `health`,
@@ -77,7 +81,7 @@ pub async fn plan_round(
         seed: now.as_millis(),
     });
     let intents = round::intents(&plan, &setup.policies, &observed, providers);
-    Ok(Planned { plan, intents, observed, overrides })
+    Ok(Planned { plan, intents, observed, overrides, state: planner_state, published })
 }
 
 /// Opens the configured coordination backend for this replica.

@@ -39,6 +39,34 @@ pub struct RoundSummary {
     pub error: Option<String>,
     /// Why the last policy reload was rejected, while the previous set is in force.
     pub reload_error: Option<String>,
+    /// What the last round planned from, for override impact previews.
+    pub preview: Option<Arc<PreviewInputs>>,
+}
+
+/// The inputs of the last round, so that an override's impact can be previewed
+/// with the same planner that will apply it.
+pub struct PreviewInputs {
+    /// The policies in force.
+    pub setup: Arc<Setup>,
+    /// How each policy is weighted (in policy order).
+    pub weightings: Vec<veer_provider::Weighting>,
+    /// The combined health view.
+    pub health: crate::health::HealthView,
+    /// What the providers published, per policy.
+    pub published: std::collections::BTreeMap<String, crate::planner::ObservedRecord>,
+    /// The planner state the round started from.
+    pub state: crate::planner::PlannerState,
+    /// The overrides in force.
+    pub overrides: Vec<crate::planner::Override>,
+}
+
+impl std::fmt::Debug for PreviewInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewInputs")
+            .field("policies", &self.setup.policies.len())
+            .field("overrides", &self.overrides.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A hash of the policy files the config names (paths and contents), to notice
@@ -181,7 +209,9 @@ impl Controller {
     /// Serves the admin API on the configured listener until the controller stops.
     pub async fn serve_admin(&self) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let token = super::admin::load_token(&self.setup().config)?;
         let state = super::admin::AdminState {
+            token,
             metrics: self.metrics.clone(),
             coordinator: self.coordinator.clone(),
             summary: self.summary.subscribe(),
@@ -272,7 +302,7 @@ impl Controller {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
-        let Planned { plan, intents, observed, overrides } =
+        let Planned { plan, intents, observed, overrides, state: planned_from, published } =
             super::plan_round(&setup, &self.providers, &health, &store, now).await?;
         let enactor = Enactor::new(
             setup.config.config.cluster_id.value.clone(),
@@ -323,6 +353,15 @@ impl Controller {
         self.record_budgets();
         self.record_published(&observed);
         self.record_overrides(&overrides);
+        let weightings = setup.policies.iter().map(|p| super::round::weighting_of(p, &self.providers)).collect();
+        let preview = Arc::new(PreviewInputs {
+            setup: setup.clone(),
+            weightings,
+            health,
+            published,
+            state: planned_from,
+            overrides,
+        });
         if result.all_converged() {
             state::save(self.coordinator.as_ref(), epoch, &plan).await?;
         }
@@ -332,6 +371,7 @@ impl Controller {
             s.writes += applied;
             s.plan = Some(plan);
             s.error = None;
+            s.preview = Some(preview);
         });
         if matches!(*self.coordinator.leadership().borrow(), Leadership::Lost { .. }) {
             tracing::warn!(epoch = epoch.0, "leadership lost: writes stopped");
