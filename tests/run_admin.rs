@@ -311,3 +311,86 @@ fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_
     let (_, status) = (0, std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default());
     assert!(!status.contains(TOKEN), "nor in the state file");
 }
+
+#[path = "coord_support/etcd.rs"]
+#[allow(dead_code)]
+mod etcd;
+
+#[test]
+fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Some(etcd) = runtime.block_on(etcd::Etcd::start(1)) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let _backend = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 95), tcp)).unwrap();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: pair\nvantage: ${{V}}\npolicies: [app.yaml]\n\
+             admin: {{ listen: \"127.0.0.1:${{ADMIN}}\" }}\n\
+             coordination:\n  backend: etcd\n  etcd: {{ endpoints: [{}] }}\n  \
+             leaseDuration: 3s\n  renewDeadline: 2s\n  retryPeriod: 500ms\n\
+             providers:\n  local: {{ type: embedded, listen: \"127.0.0.1:${{DNS}}\", zones: [pair.test.] }}\n",
+            etcd.endpoints()[0]
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.pair.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.95 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {tcp}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100] }}\n"
+        ),
+    )
+    .unwrap();
+    let replicas: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let mut children: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, (admin, dns))| {
+            Command::new(env!("CARGO_BIN_EXE_veer"))
+                .args(["run", "-c", "veer.yaml"])
+                .current_dir(dir.path())
+                .env("V", format!("r{i}"))
+                .env("ADMIN", admin.to_string())
+                .env("DNS", dns.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let leader_of = |replicas: &[(u16, u16)]| -> Vec<usize> {
+        (0..replicas.len())
+            .filter(|i| get(replicas[*i].0, "/metrics").is_some_and(|(_, m)| gauge(&m, "veer_leader") == Some(1.0)))
+            .collect()
+    };
+    let mut leaders = Vec::new();
+    assert!(wait_until(Duration::from_secs(30), || {
+        leaders = leader_of(&replicas);
+        leaders.len() == 1
+    }));
+    let first = leaders[0];
+    assert!(
+        wait_until(Duration::from_secs(20), || dig(replicas[first].1, "app.pair.test.") == ["127.0.0.95"]),
+        "the leader writes"
+    );
+    assert!(dig(replicas[1 - first].1, "app.pair.test.").is_empty(), "the follower writes nothing");
+    children[first].kill().unwrap();
+    let _ = children[first].wait();
+    let other = 1 - first;
+    assert!(
+        wait_until(Duration::from_secs(30), || dig(replicas[other].1, "app.pair.test.") == ["127.0.0.95"]),
+        "the other replica takes over and writes"
+    );
+    let epochs: Vec<f64> =
+        get(replicas[other].0, "/metrics").map(|(_, m)| gauge(&m, "veer_leader_epoch")).into_iter().flatten().collect();
+    assert!(!epochs.is_empty(), "the successor reports its epoch");
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -10,7 +10,6 @@ use crate::health::probe::{self, tls::TlsConfigs};
 use crate::time::{Clock, SystemClock};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Arguments of `veer plan`.
 #[derive(Debug, clap::Args)]
@@ -46,9 +45,6 @@ pub enum Output {
     /// One JSON object.
     Json,
 }
-
-/// How long one provider write may take; the fence refuses when less lease is left.
-const EXPECTED_WRITE: Duration = Duration::from_secs(5);
 
 /// One round against live providers with a single, definitive probe round.
 async fn compute(setup: &Setup, providers: &providers::ProviderSet, state: &StateSource) -> anyhow::Result<Planned> {
@@ -116,7 +112,7 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
             setup.config.config.cluster_id.value.clone(),
             providers.providers.clone(),
             fence,
-            EXPECTED_WRITE,
+            controller::expected_write(&setup.config.config.coordination),
         );
         let report = enactor.enact(&r.intents).await;
         if report.all_converged() {

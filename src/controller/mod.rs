@@ -84,8 +84,36 @@ pub async fn plan_round(
     Ok(Planned { plan, intents, observed, overrides, state: planner_state, published })
 }
 
+/// How long one provider write may take: the fence refuses a write when less
+/// lease than this is left. At most 5 s, and at most half of what a leader holds
+/// between renewals (`leaseDuration − retryPeriod`), so that short leases still
+/// leave room to write.
+pub fn expected_write(config: &config::CoordinationConfig) -> std::time::Duration {
+    let held = config.lease_duration().saturating_sub(config.retry_period());
+    (held / 2).min(std::time::Duration::from_secs(5))
+}
+
 /// Opens the configured coordination backend for this replica.
 pub async fn open_coordinator(setup: &Setup) -> anyhow::Result<Arc<dyn Coordinator>> {
     let c = &setup.config;
     Ok(coordination::open(&c.config.coordination, &c.vantage(), &c.config.cluster_id.value, c.state_file()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn coordination(lease: u64, retry_ms: u64) -> config::CoordinationConfig {
+        let text =
+            format!("leaseDuration: {lease}s\nrenewDeadline: {}ms\nretryPeriod: {retry_ms}ms\n", lease * 1000 - 500);
+        serde_saphyr::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_expected_write_time_fits_inside_short_leases_and_is_capped_for_long_ones() {
+        assert_eq!(expected_write(&coordination(15, 2000)), Duration::from_secs(5));
+        assert_eq!(expected_write(&coordination(3, 500)), Duration::from_millis(1250));
+        assert!(expected_write(&coordination(3, 500)) < Duration::from_millis(2500), "a renewed 3 s lease can write");
+    }
 }

@@ -21,9 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How long one provider write may take; the fence refuses when less lease is left.
-pub const EXPECTED_WRITE: Duration = Duration::from_secs(5);
-
 /// What the last round did, for observers (`veer demo`, tests, status).
 #[derive(Debug, Clone, Default)]
 pub struct RoundSummary {
@@ -308,7 +305,7 @@ impl Controller {
             setup.config.config.cluster_id.value.clone(),
             self.providers.providers.clone(),
             Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
-            EXPECTED_WRITE,
+            super::expected_write(&setup.config.config.coordination),
         );
         let started = std::time::Instant::now();
         let result = enactor.enact(&intents).await;
