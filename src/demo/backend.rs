@@ -1,4 +1,4 @@
-//! A local HTTP backend for the demo: answers `200 ok` until stopped; a stopped
+//! A local HTTP backend for the demo and the failover benchmark: answers `200 ok` until stopped; a stopped
 //! backend's port refuses connections, as a dead process's would.
 
 use std::net::SocketAddr;

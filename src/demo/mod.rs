@@ -8,9 +8,10 @@
 
 mod backend;
 
+pub use backend::Backend;
+
 use crate::controller::{self, run::Controller};
 use crate::planner::Plan;
-use backend::Backend;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -180,10 +181,15 @@ async fn wait_for(
     }
 }
 
-/// One real DNS query for the record's A answers (UDP, the embedded server).
 async fn query(server: SocketAddr) -> Option<Vec<Ipv4Addr>> {
+    query_a(server, RECORD).await
+}
+
+/// One real DNS query over UDP for `name`'s A answers, sorted; `None` when no
+/// usable answer came within a second. (Also used by `benches/failover.rs`.)
+pub async fn query_a(server: SocketAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
     let mut request = Message::query();
-    request.add_query(Query::query(Name::from_ascii(RECORD).ok()?, RecordType::A));
+    request.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
     let wire = request.to_vec().ok()?;
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.ok()?;
     socket.send_to(&wire, server).await.ok()?;

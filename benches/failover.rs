@@ -1,0 +1,136 @@
+//! Failover latency (SPEC §12): endpoint down → authoritative answer changed,
+//! over many trials, against the embedded server and against BIND (RFC 2136),
+//! with `interval: 1s` and `fall: 3`. Prints p50/p95/max and the bound
+//! `interval × fall + 250 ms`.
+//!
+//! `cargo bench --bench failover -- [--trials N] [--provider embedded|bind|both]`
+//! (or `scripts/bench failover …`). Everything runs on loopback.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use veer::controller::{self, run::Controller};
+use veer::demo::{Backend, query_a};
+use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec, free_port};
+
+const RECORD: &str = "app.bench.test.";
+const UP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 33);
+const VICTIM: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 34);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let trials: usize = value("--trials").and_then(|v| v.parse().ok()).unwrap_or(50);
+    let provider = value("--provider").unwrap_or_else(|| "both".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for kind in ["embedded", "bind"] {
+        if provider == kind || provider == "both" {
+            runtime.block_on(bench(kind, trials));
+        }
+    }
+}
+
+async fn bench(kind: &str, trials: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let _up = Backend::start("up", SocketAddr::from((UP, http))).await.unwrap();
+    let mut victim = Backend::start("victim", SocketAddr::from((VICTIM, http))).await.unwrap();
+    let bind = (kind == "bind").then(|| DnsServer::start(ServerKind::Bind, &ZoneSpec::new("bench.test.")));
+    let (provider_yaml, dns) = match &bind {
+        None => {
+            let port = free_port();
+            (format!("  p: {{ type: embedded, listen: 127.0.0.1:{port}, zones: [bench.test.] }}\n"), port_addr(port))
+        }
+        Some(None) => {
+            println!("failover/bind: skipped (BIND not installed)");
+            return;
+        }
+        Some(Some(server)) => {
+            let key = server.key();
+            std::fs::write(dir.path().join("tsig"), &key.secret_base64).unwrap();
+            let yaml = format!(
+                "  p:\n    type: rfc2136\n    server: {}\n    zones: [bench.test.]\n    \
+                 tsig: {{ name: {}, algorithm: {}, secretFile: tsig }}\n",
+                server.addr(),
+                key.name,
+                key.algorithm
+            );
+            (yaml, server.addr())
+        }
+    };
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: bench\nvantage: bench\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{} }}\ncoordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n{provider_yaml}",
+            free_port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: {RECORD}, type: A, ttl: 5 }}\n  publishTo: [p]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: up, address: {UP} }}, {{ id: victim, address: {VICTIM} }}] }}]\n  \
+             healthCheck: {{ type: http, port: {http}, path: /healthz, interval: 1s, timeout: 500ms, rise: 2, fall: 3 }}\n  \
+             shift: {{ maxRemovePercent: 100, window: 1s, maxChangesPerHour: 100000 }}\n  \
+             warmup: {{ stages: [100] }}\n  guards: {{ minHealthyEndpoints: 1, minCapacityPercent: 0 }}\n"
+        ),
+    )
+    .unwrap();
+    let setup = controller::load(&dir.path().join("veer.yaml")).unwrap_or_else(|d| panic!("{d:?}"));
+    let controller = Controller::start(setup).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+    let mut samples = Vec::new();
+    for trial in 0..trials {
+        if !wait_for(dns, Duration::from_secs(60), |a| a.contains(&VICTIM) && a.contains(&UP)).await {
+            println!("failover/{kind}: trial {trial}: the victim did not come back; stopping");
+            break;
+        }
+        victim.stop();
+        let killed = Instant::now();
+        if wait_for(dns, Duration::from_secs(30), |a| !a.is_empty() && !a.contains(&VICTIM)).await {
+            samples.push(killed.elapsed());
+        }
+        victim.start_again().await.unwrap();
+    }
+    let _ = stop.send(());
+    let _ = task.await;
+    report(kind, &mut samples);
+}
+
+fn port_addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Polls the authoritative server every 10 ms until `done` holds for its answers.
+async fn wait_for(dns: SocketAddr, within: Duration, done: impl Fn(&[Ipv4Addr]) -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if query_a(dns, RECORD).await.is_some_and(|a| done(&a)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+fn report(kind: &str, samples: &mut [Duration]) {
+    if samples.is_empty() {
+        println!("failover/{kind}: no sample");
+        return;
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    println!(
+        "failover/{kind}: {} trials  p50 {:.2}s  p95 {:.2}s  max {:.2}s  (bound interval×fall + 250ms = 3.25s)",
+        samples.len(),
+        at(0.5).as_secs_f64(),
+        at(0.95).as_secs_f64(),
+        samples[samples.len() - 1].as_secs_f64()
+    );
+}
