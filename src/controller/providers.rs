@@ -116,8 +116,10 @@ impl Provider for Metered {
 }
 
 /// Reads a secret named by file or environment variable.
-fn secret(provider: &str, file: Option<&Path>, env: Option<&str>) -> Result<String, ProviderSetupError> {
+fn secret(base: &Path, provider: &str, file: Option<&Path>, env: Option<&str>) -> Result<String, ProviderSetupError> {
     if let Some(path) = file {
+        // Relative paths are taken from the controller config's folder, like policies.
+        let path = &base.join(path);
         return std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|source| {
             ProviderSetupError::SecretFile { provider: provider.into(), path: path.display().to_string(), source }
         });
@@ -151,6 +153,7 @@ pub async fn build(
         servers: Vec::new(),
         budgets: BTreeMap::new(),
     };
+    let base = config.base_dir();
     for (name, provider) in &config.config.providers {
         let inner: Arc<dyn Provider> = match provider.kind.value {
             ProviderType::Embedded => {
@@ -171,12 +174,12 @@ pub async fn build(
                 set.embedded.insert(name.clone(), store.clone());
                 Arc::new(EmbeddedProvider::new(name.clone(), store))
             }
-            ProviderType::Rfc2136 => Arc::new(rfc2136(name, provider).await?),
-            ProviderType::Powerdns => Arc::new(powerdns(name, provider).await?),
+            ProviderType::Rfc2136 => Arc::new(rfc2136(name, base, provider).await?),
+            ProviderType::Powerdns => Arc::new(powerdns(name, base, provider).await?),
             ProviderType::Route53 => Arc::new(route53(name, provider).await?),
-            ProviderType::Cloudflare => Arc::new(cloudflare(name, provider)?),
-            ProviderType::Gcloud => Arc::new(gcloud(name, provider)?),
-            ProviderType::Azure => Arc::new(azure(name, provider)?),
+            ProviderType::Cloudflare => Arc::new(cloudflare(name, base, provider)?),
+            ProviderType::Gcloud => Arc::new(gcloud(name, base, provider)?),
+            ProviderType::Azure => Arc::new(azure(name, base, provider)?),
         };
         let budget = Arc::new(
             ApiBudget::new(budget_of(provider))
@@ -202,6 +205,7 @@ pub async fn build(
 /// The server address and TSIG key of an RFC 2136 writer (rfc2136, powerdns).
 async fn update_target(
     name: &str,
+    base: &Path,
     provider: &ProviderConfig,
 ) -> Result<(std::net::SocketAddr, TsigKey), ProviderSetupError> {
     let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
@@ -213,7 +217,7 @@ async fn update_target(
         .next()
         .ok_or_else(|| config_error(format!("server {server_text} resolves to no address")))?;
     let tsig = provider.tsig.as_ref().map(|t| &t.value).ok_or_else(|| config_error("needs `tsig`".into()))?;
-    let secret = secret(name, tsig.secret_file.as_deref(), tsig.secret_env.as_deref())?;
+    let secret = secret(base, name, tsig.secret_file.as_deref(), tsig.secret_env.as_deref())?;
     let algorithm = match tsig.algorithm {
         TsigAlgorithm::HmacSha256 => veer_provider_rfc2136::TsigAlgorithm::HmacSha256,
         TsigAlgorithm::HmacSha512 => veer_provider_rfc2136::TsigAlgorithm::HmacSha512,
@@ -222,17 +226,18 @@ async fn update_target(
     Ok((server, key))
 }
 
-async fn rfc2136(name: &str, provider: &ProviderConfig) -> Result<Rfc2136Provider, ProviderSetupError> {
-    let (server, key) = update_target(name, provider).await?;
+async fn rfc2136(name: &str, base: &Path, provider: &ProviderConfig) -> Result<Rfc2136Provider, ProviderSetupError> {
+    let (server, key) = update_target(name, base, provider).await?;
     Rfc2136Provider::new(Rfc2136Config::new(name, server, zones_of(provider), key))
         .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
 }
 
-async fn powerdns(name: &str, provider: &ProviderConfig) -> Result<PowerDnsProvider, ProviderSetupError> {
+async fn powerdns(name: &str, base: &Path, provider: &ProviderConfig) -> Result<PowerDnsProvider, ProviderSetupError> {
     let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
     let api_url =
         provider.api_url.as_ref().map(|u| u.value.clone()).ok_or_else(|| config_error("needs `apiUrl`".into()))?;
     let key = secret(
+        base,
         name,
         provider.api_key_file.as_ref().map(|f| f.value.as_path()),
         provider.api_key_env.as_ref().map(|e| e.value.as_str()),
@@ -241,7 +246,7 @@ async fn powerdns(name: &str, provider: &ProviderConfig) -> Result<PowerDnsProvi
     let writes = if provider.api_writes.as_ref().is_some_and(|w| w.value) {
         WriteMode::ApiLastWriterWins
     } else {
-        let (server, key) = update_target(name, provider).await?;
+        let (server, key) = update_target(name, base, provider).await?;
         WriteMode::Rfc2136 { server, key }
     };
     PowerDnsProvider::new(PowerDnsConfig::new(name, api_url, api_key, zones_of(provider), writes))
@@ -267,9 +272,11 @@ async fn route53(
 
 fn cloudflare(
     name: &str,
+    base: &Path,
     provider: &ProviderConfig,
 ) -> Result<veer_provider_cloudflare::CloudflareProvider, ProviderSetupError> {
     let token = secret(
+        base,
         name,
         provider.api_key_file.as_ref().map(|f| f.value.as_path()),
         provider.api_key_env.as_ref().map(|e| e.value.as_str()),
@@ -286,14 +293,18 @@ fn cloudflare(
         .map_err(|e| ProviderSetupError::Config { provider: name.into(), message: e.to_string() })
 }
 
-fn gcloud(name: &str, provider: &ProviderConfig) -> Result<veer_provider_gcloud::GcloudProvider, ProviderSetupError> {
+fn gcloud(
+    name: &str,
+    base: &Path,
+    provider: &ProviderConfig,
+) -> Result<veer_provider_gcloud::GcloudProvider, ProviderSetupError> {
     use veer_provider_gcloud::{DEFAULT_METADATA_ENDPOINT, GcloudConfig, GcloudCredential, ServiceAccountKey};
     let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
     let project =
         provider.project.as_ref().map(|p| p.value.clone()).ok_or_else(|| config_error("needs `project`".into()))?;
     let credential = match &provider.credentials_file {
         Some(file) => {
-            let text = secret(name, Some(file.value.as_path()), None)?;
+            let text = secret(base, name, Some(file.value.as_path()), None)?;
             GcloudCredential::ServiceAccountKey(
                 ServiceAccountKey::from_json(&text).map_err(|e| config_error(e.to_string()))?,
             )
@@ -307,7 +318,11 @@ fn gcloud(name: &str, provider: &ProviderConfig) -> Result<veer_provider_gcloud:
     veer_provider_gcloud::GcloudProvider::new(config).map_err(|e| config_error(e.to_string()))
 }
 
-fn azure(name: &str, provider: &ProviderConfig) -> Result<veer_provider_azure::AzureProvider, ProviderSetupError> {
+fn azure(
+    name: &str,
+    base: &Path,
+    provider: &ProviderConfig,
+) -> Result<veer_provider_azure::AzureProvider, ProviderSetupError> {
     use veer_provider_azure::{AzureConfig, AzureCredential, Secret};
     let config_error = |message: String| ProviderSetupError::Config { provider: name.into(), message };
     let text = |v: &Option<serde_saphyr::Spanned<String>>, field: &str| {
@@ -315,9 +330,10 @@ fn azure(name: &str, provider: &ProviderConfig) -> Result<veer_provider_azure::A
     };
     let (tenant_id, client_id) = (text(&provider.tenant_id, "tenantId")?, text(&provider.client_id, "clientId")?);
     let credential = match &provider.federated_token_file {
-        Some(file) => AzureCredential::WorkloadIdentity { tenant_id, client_id, token_file: file.value.clone() },
+        Some(file) => AzureCredential::WorkloadIdentity { tenant_id, client_id, token_file: base.join(&file.value) },
         None => {
             let client_secret = secret(
+                base,
                 name,
                 provider.api_key_file.as_ref().map(|f| f.value.as_path()),
                 provider.api_key_env.as_ref().map(|e| e.value.as_str()),
