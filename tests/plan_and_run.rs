@@ -22,6 +22,21 @@ fn veer_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("veer runs")
 }
 
+/// A controller config publishing to `bind` over RFC 2136, the TSIG secret in `VEER_TEST_TSIG`.
+fn write_bind_config(dir: &Path, bind: &DnsServer, cluster: &str, policy: &str) {
+    let key = bind.key();
+    let config = format!(
+        "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: {cluster}\npolicies: [{policy}]\n\
+         coordination: {{ backend: standalone, stateFile: state.json }}\n\
+         providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [example.test.]\n    \
+         tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+        bind.addr(),
+        key.name,
+        key.algorithm
+    );
+    std::fs::write(dir.join("veer.yaml"), config).unwrap();
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -39,19 +54,7 @@ async fn plan_shows_pending_changes_and_run_once_applies_them_to_bind() {
     let b = HttpServer::start_on(format!("127.0.0.42:{port}").parse().unwrap(), Script::ok("ok"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let key = bind.key();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: t1\npolicies: [app.yaml]\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [example.test.]\n    \
-             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
-            bind.addr(),
-            key.name,
-            key.algorithm
-        ),
-    )
-    .unwrap();
+    write_bind_config(dir.path(), &bind, "t1", "app.yaml");
     std::fs::write(
         dir.path().join("app.yaml"),
         format!(
@@ -107,19 +110,7 @@ async fn run_once_refuses_a_name_that_another_owner_holds() {
     let _a = HttpServer::start_on(format!("127.0.0.43:{port}").parse().unwrap(), Script::ok("ok"), None).await;
     let dir = tempfile::tempdir().unwrap();
     let key = bind.key();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: t2\npolicies: [legacy.yaml]\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [example.test.]\n    \
-             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
-            bind.addr(),
-            key.name,
-            key.algorithm
-        ),
-    )
-    .unwrap();
+    write_bind_config(dir.path(), &bind, "t2", "legacy.yaml");
     std::fs::write(
         dir.path().join("legacy.yaml"),
         format!(
