@@ -2,24 +2,11 @@
 //! reports health, readiness, metrics and status, and SIGTERM shuts it down
 //! cleanly (exit 0) after releasing leadership.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, response))
-}
+use support::replica::{Replica, dig, free_port, gauge, get, http, require_dig, wait_until};
 
 #[test]
 fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
@@ -49,13 +36,7 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
-        .args(["run", "-c", "veer.yaml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Replica::start(dir.path(), &[], &[]);
     // Every series the dashboard and the alerts may query (the catalogue they are
     // checked against) must show up in /metrics of the running controller.
     let catalogue = veer::metrics::Metrics::new().series_names();
@@ -93,52 +74,12 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     let (status, history) = get(admin, "/v1/history?record=app.run.test.").unwrap();
     assert_eq!(status, 200);
     assert!(history.contains("\"generation\":1"), "the first applied plan is in the history: {history}");
-    let dig = Command::new("dig").args(["+short", "@127.0.0.1", "-p", &dns.to_string(), "app.run.test.", "A"]).output();
-    if let Ok(out) = dig {
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.51");
-    }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "veer did not stop within 20 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(dig(dns, "app.run.test."), ["127.0.0.51"]);
+    let status = child.terminate(Duration::from_secs(20)).expect("veer stops within 20 s of SIGTERM");
+    let stderr = child.log();
     assert!(status.success(), "clean shutdown exits 0: {status:?}\n{stderr}");
     assert!(stderr.contains("applied") && stderr.contains("releasing leadership"), "{stderr}");
     drop(backend);
-}
-
-/// The value of an unlabelled series (`name 1` or `name{} 1`).
-fn gauge(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        let rest = rest.strip_prefix("{}").unwrap_or(rest);
-        rest.strip_prefix(' ')?.trim().parse().ok()
-    })
-}
-
-fn dig(port: u16, name: &str) -> Vec<String> {
-    let out = Command::new("dig").args(["+short", "@127.0.0.1", "-p", &port.to_string(), name, "A"]).output();
-    let mut answers: Vec<String> =
-        out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()).unwrap_or_default();
-    answers.sort();
-    answers
-}
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn policy(address: &str, port: u16, timeout: &str) -> String {
@@ -153,11 +94,7 @@ fn policy(address: &str, port: u16, timeout: &str) -> String {
 
 #[test]
 fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_effect() {
-    if Command::new("dig").arg("-v").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "dig not found: install dnsutils (scripts/test does)");
-        eprintln!("SKIPPED reload test: dig not found");
-        return;
-    }
+    require_dig();
     let dir = tempfile::tempdir().unwrap();
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
     let _first = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 71), tcp)).unwrap();
@@ -173,13 +110,7 @@ fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_eff
     )
     .unwrap();
     std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.71", tcp, "250ms")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
-        .args(["run", "-c", "veer.yaml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Replica::start(dir.path(), &[], &[]);
     assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.reload.test.") == ["127.0.0.71"]), "first answers");
 
     // An invalid edit (timeout not below interval): rejected, reported, last good kept.
@@ -201,37 +132,18 @@ fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_eff
     );
     assert!(get(admin, "/metrics").is_some_and(|(_, m)| gauge(&m, "veer_policy_reload_ok") == Some(1.0)));
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || child.try_wait().unwrap().is_some()), "stops on SIGTERM");
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.terminate(Duration::from_secs(20)).is_some(), "stops on SIGTERM");
+    let stderr = child.log();
     assert!(stderr.contains("policy reload rejected") && stderr.contains("policies reloaded"), "{stderr}");
 }
 
 fn send(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\n{auth}content-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, response)
+    http(port, method, path, token, body).unwrap_or((0, String::new()))
 }
 
 #[test]
 fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_the_store() {
-    if Command::new("dig").arg("-v").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "dig not found: install dnsutils (scripts/test does)");
-        eprintln!("SKIPPED override test: dig not found");
-        return;
-    }
+    require_dig();
     const TOKEN: &str = "veer-admin-TOKEN-never-logged";
     let dir = tempfile::tempdir().unwrap();
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
@@ -258,14 +170,7 @@ fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veer"))
-        .args(["run", "-c", "veer.yaml"])
-        .current_dir(dir.path())
-        .env("VEER_TEST_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Replica::start(dir.path(), &[], &[("VEER_TEST_ADMIN_TOKEN", TOKEN)]);
     let both = ["127.0.0.81".to_string(), "127.0.0.82".to_string()];
     assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.ops.test.") == both), "first answers");
     // Previews plan from the last round: wait until it saw both endpoints healthy.
@@ -302,10 +207,8 @@ fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_
     assert_eq!(send(admin, "DELETE", &format!("/v1/overrides/{id}"), Some(TOKEN), "").0, 404);
     assert!(wait_until(Duration::from_secs(20), || dig(dns, "app.ops.test.") == both), "b back after the undrain");
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || child.try_wait().unwrap().is_some()), "stops on SIGTERM");
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.terminate(Duration::from_secs(20)).is_some(), "stops on SIGTERM");
+    let stderr = child.log();
     assert!(stderr.contains("override created"), "{stderr}");
     assert!(!stderr.contains(TOKEN), "the admin token never appears in the logs");
     let (_, status) = (0, std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default());
@@ -347,20 +250,12 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
     )
     .unwrap();
     let replicas: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
-    let mut children: Vec<_> = replicas
+    let mut children: Vec<Replica> = replicas
         .iter()
         .enumerate()
         .map(|(i, (admin, dns))| {
-            Command::new(env!("CARGO_BIN_EXE_veer"))
-                .args(["run", "-c", "veer.yaml"])
-                .current_dir(dir.path())
-                .env("V", format!("r{i}"))
-                .env("ADMIN", admin.to_string())
-                .env("DNS", dns.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+            let (v, admin, dns) = (format!("r{i}"), admin.to_string(), dns.to_string());
+            Replica::start(dir.path(), &[], &[("V", &v), ("ADMIN", &admin), ("DNS", &dns)])
         })
         .collect();
     let leader_of = |replicas: &[(u16, u16)]| -> Vec<usize> {
@@ -379,8 +274,7 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
         "the leader writes"
     );
     assert!(dig(replicas[1 - first].1, "app.pair.test.").is_empty(), "the follower writes nothing");
-    children[first].kill().unwrap();
-    let _ = children[first].wait();
+    children[first].kill();
     let other = 1 - first;
     assert!(
         wait_until(Duration::from_secs(30), || dig(replicas[other].1, "app.pair.test.") == ["127.0.0.95"]),
@@ -389,8 +283,5 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
     let epochs: Vec<f64> =
         get(replicas[other].0, "/metrics").map(|(_, m)| gauge(&m, "veer_leader_epoch")).into_iter().flatten().collect();
     assert!(!epochs.is_empty(), "the successor reports its epoch");
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(children);
 }

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 use veer::policy::model::FailoverPolicy;
 use veer::policy::source;
 
+pub mod replica;
+
 /// What the HTTP responder answers.
 #[derive(Debug, Clone)]
 pub struct Script {
