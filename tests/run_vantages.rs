@@ -101,7 +101,8 @@ fn two_replicas_exchange_vantage_reports_and_a_stale_follower_fails_nothing_over
         .enumerate()
         .map(|(i, admin)| {
             let (v, admin) = (format!("r{i}"), admin.to_string());
-            let env = [("V", v.as_str()), ("ADMIN", &admin), ("VEER_TEST_TSIG", &secret), ("VEER_TEST_ADMIN_TOKEN", TOKEN)];
+            let env =
+                [("V", v.as_str()), ("ADMIN", &admin), ("VEER_TEST_TSIG", &secret), ("VEER_TEST_ADMIN_TOKEN", TOKEN)];
             Replica::start(dir.path(), &[], &env)
         })
         .collect();
@@ -175,12 +176,19 @@ fn two_replicas_exchange_vantage_reports_and_a_stale_follower_fails_nothing_over
     assert_eq!(gauge(&m, "veer_vantages_fresh"), Some(1.0), "{m}");
     let still = Instant::now();
     while still.elapsed() < INTERVAL * 4 {
-        assert_eq!(bind.dig(NAME, "A"), ["127.0.0.121", "127.0.0.123"], "nothing fails over while the follower is stale");
+        assert_eq!(
+            bind.dig(NAME, "A"),
+            ["127.0.0.121", "127.0.0.123"],
+            "nothing fails over while the follower is stale"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(gauge(&metrics(leader_admin), "veer_leader"), Some(1.0), "the leader keeps leading");
     let timeouts = format!("veer_vantage_fetches_total{{vantage=\"{follower_id}\",outcome=\"timeout\"}}");
-    assert!(series(&metrics(leader_admin), &timeouts).is_some_and(|n| n >= 1.0), "the pulls of a stopped replica time out");
+    assert!(
+        series(&metrics(leader_admin), &timeouts).is_some_and(|n| n >= 1.0),
+        "the pulls of a stopped replica time out"
+    );
 
     replicas[follower].signal("CONT");
     assert!(

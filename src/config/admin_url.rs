@@ -93,8 +93,15 @@ mod tests {
     fn other_schemes_and_broken_authorities_are_refused() {
         assert_eq!(AdminUrl::parse("https://a:1"), Err(AdminUrlError::Scheme));
         assert_eq!(AdminUrl::parse("10.0.0.5:9090"), Err(AdminUrlError::Scheme));
-        for bad in ["http://", "http://:9090", "http://a:0", "http://a:x", "http://u:p@a:1", "http://fd00::5:1", "http://a b:1"]
-        {
+        for bad in [
+            "http://",
+            "http://:9090",
+            "http://a:0",
+            "http://a:x",
+            "http://u:p@a:1",
+            "http://fd00::5:1",
+            "http://a b:1",
+        ] {
             assert!(matches!(AdminUrl::parse(bad), Err(AdminUrlError::Authority(_))), "{bad}");
         }
     }

@@ -660,12 +660,14 @@ providers:
         assert_eq!(c.admin_url().as_deref(), Some("http://[::1]:9191"));
         let everywhere = format!("{TEXT}admin: {{ listen: 0.0.0.0:9090 }}\n");
         assert_eq!(parse_with(&everywhere, &[]).unwrap().admin_url(), None, "standalone needs none");
-        let shared = [("VEER_COORDINATION__BACKEND", "etcd"), ("VEER_COORDINATION__ETCD__ENDPOINTS", "[http://e:2379]")];
+        let shared =
+            [("VEER_COORDINATION__BACKEND", "etcd"), ("VEER_COORDINATION__ETCD__ENDPOINTS", "[http://e:2379]")];
         let errors = parse_with(&everywhere, &shared).unwrap_err();
         assert!(errors[0].message.starts_with("admin.advertiseUrl is required when admin.listen is 0.0.0.0:9090"));
         assert!(errors[0].message.contains("http://${POD_IP}:9090"), "{errors:?}");
         let advertised = format!("{TEXT}admin: {{ listen: 0.0.0.0:9090, advertiseUrl: \"http://${{IP}}:9090/\" }}\n");
-        let c = parse_with(&advertised, &[("IP", "10.1.2.3")].iter().copied().chain(shared).collect::<Vec<_>>()).unwrap();
+        let c =
+            parse_with(&advertised, &[("IP", "10.1.2.3")].iter().copied().chain(shared).collect::<Vec<_>>()).unwrap();
         assert_eq!(c.admin_url().as_deref(), Some("http://10.1.2.3:9090"));
         let https = format!("{TEXT}admin: {{ advertiseUrl: \"https://veer-0:9090\" }}\n");
         let errors = parse_with(&https, &[]).unwrap_err();

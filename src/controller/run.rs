@@ -283,19 +283,23 @@ impl Controller {
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
         let (pull_period, pull_period_seen) = watch::channel(period);
-        let exchange_tasks = [
-            tokio::spawn(vantages::keep_registered(
-                self.exchange.clone(),
-                self.coordinator.clone(),
-                crate::coord::Jitter::from_entropy(),
-            )),
-            tokio::spawn(vantages::pull_while_leading(
-                self.exchange.clone(),
-                self.coordinator.clone(),
-                pull_period_seen,
-                crate::coord::Jitter::from_entropy(),
-            )),
-        ];
+        // One standalone process has no other vantage to exchange with.
+        let shared = self.setup().config.config.coordination.backend != crate::config::Backend::Standalone;
+        let exchange_tasks = shared.then(|| {
+            [
+                tokio::spawn(vantages::keep_registered(
+                    self.exchange.clone(),
+                    self.coordinator.clone(),
+                    crate::coord::Jitter::from_entropy(),
+                )),
+                tokio::spawn(vantages::pull_while_leading(
+                    self.exchange.clone(),
+                    self.coordinator.clone(),
+                    pull_period_seen,
+                    crate::coord::Jitter::from_entropy(),
+                )),
+            ]
+        });
         loop {
             pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
             self.publish_vantages();
@@ -345,11 +349,11 @@ impl Controller {
         if let Some(c) = campaign {
             c.abort();
         }
-        for task in exchange_tasks {
-            task.abort();
-        }
-        if let Err(e) = self.exchange.deregister(self.coordinator.as_ref()).await {
-            tracing::warn!(error = %e, "cannot remove this replica from the vantage registry; it ages out");
+        if let Some(tasks) = exchange_tasks {
+            tasks.iter().for_each(|t| t.abort());
+            if let Err(e) = self.exchange.deregister(self.coordinator.as_ref()).await {
+                tracing::warn!(error = %e, "cannot remove this replica from the vantage registry; it ages out");
+            }
         }
         tracing::info!("shutting down: releasing leadership after in-flight writes");
         self.coordinator.release().await?;
