@@ -279,9 +279,12 @@ impl Exchange {
                     Ok(parsed) => fetch(&parsed, token.as_ref(), timeout).await,
                     Err(e) => Err(FetchError::Invalid(format!("registered URL {url}: {e}"))),
                 };
-                let result = result.and_then(|served| match served.report.vantage == id {
-                    true => Ok(redate(served, sent_at)),
-                    false => Err(FetchError::Mismatch { expected: id.clone(), got: served.report.vantage }),
+                let result = result.and_then(|served| {
+                    if served.report.vantage == id {
+                        Ok(redate(served, sent_at))
+                    } else {
+                        Err(FetchError::Mismatch { expected: id.clone(), got: served.report.vantage })
+                    }
                 });
                 (id, url, result)
             });
