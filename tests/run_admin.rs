@@ -6,7 +6,7 @@ mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
-use support::replica::{Replica, dig, free_port, gauge, get, http, require_dig, wait_until};
+use support::replica::{Replica, dig, free_port, gauge, get, http, require_dig, undeclared_labels, wait_until};
 
 #[test]
 fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
@@ -60,6 +60,8 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(missing.is_empty(), "series missing from /metrics after 30 s: {missing:?}\n{metrics}");
+    let undeclared = undeclared_labels(&metrics);
+    assert!(undeclared.is_empty(), "labels differ from the catalogue (README metrics table): {undeclared:#?}");
     assert!(metrics.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}"), "{metrics}");
     assert_eq!(gauge(&metrics, "veer_leader"), Some(1.0), "{metrics}");
     assert!(metrics.contains("veer_record_answers{record=\"app.run.test.\",provider=\"local\"} 1"), "{metrics}");

@@ -424,7 +424,7 @@ impl Controller {
             let total: f64 = live.iter().map(|a| f64::from(a.weight.unwrap_or(1))).sum();
             for a in &live {
                 let endpoint = a.set_id.clone().unwrap_or_else(|| a.value.clone());
-                let share = if total > 0.0 { f64::from(a.weight.unwrap_or(1)) / total * 100.0 } else { 0.0 };
+                let share = if total > 0.0 { f64::from(a.weight.unwrap_or(1)) / total } else { 0.0 };
                 let l = labels(&[
                     ("record", state.name.as_str()),
                     ("endpoint", endpoint.as_str()),
@@ -511,7 +511,7 @@ impl Controller {
             let name = record.record.as_str();
             for a in &record.answers {
                 let l = labels(&[("record", name), ("endpoint", a.endpoint.as_str())]);
-                self.metrics.weight_desired.get_or_create(&l).set(a.share * 100.0);
+                self.metrics.weight_desired.get_or_create(&l).set(a.share);
             }
             let live = record.answers.iter().filter(|a| a.weight > 0).count() as i64;
             for target in &loaded.policy.spec.publish_to.value {

@@ -141,33 +141,33 @@ fn header(out: &mut String, report: &StatusReport) {
 
 fn banners(out: &mut String, report: &StatusReport) {
     if let Some(why) = &report.checker.impaired {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<div class=\"banner danger\" id=\"impaired\"><b>Health checker impaired</b> — automation holds the \
-             last known good answers (fail static). {}</div>\n",
+             last known good answers (fail static). {}</div>",
             escape(why)
         );
     }
     if let Some(error) = &report.policy_reload_error {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<div class=\"banner warn\" id=\"reload-error\"><b>Policy reload rejected</b> — the last good \
-             policies stay in force.<pre>{}</pre></div>\n",
+             policies stay in force.<pre>{}</pre></div>",
             escape(error)
         );
     }
     if let Some(error) = &report.last_error {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"banner warn\" id=\"last-error\"><b>Last round failed:</b> {}</div>\n",
+            "<div class=\"banner warn\" id=\"last-error\"><b>Last round failed:</b> {}</div>",
             escape(error)
         );
     }
     if let Some(error) = &report.store_error {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<div class=\"banner warn\" id=\"store-error\"><b>Store not readable:</b> {} — overrides, warm-up \
-             and history may be missing.</div>\n",
+             and history may be missing.</div>",
             escape(error)
         );
     }
@@ -226,9 +226,9 @@ fn record_section(out: &mut String, record: &RecordStatus) {
     }
     out.push_str("</div>\n");
     if let Some(f) = &record.frozen {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"banner info frozen\"><b>Frozen</b> ({scope}) by <b>{author}</b>: {reason}{until}</div>\n",
+            "<div class=\"banner info frozen\"><b>Frozen</b> ({scope}) by <b>{author}</b>: {reason}{until}</div>",
             scope = escape(&f.scope),
             author = escape(&f.author),
             reason = escape(&f.reason),
@@ -248,9 +248,9 @@ fn record_section(out: &mut String, record: &RecordStatus) {
         for h in &record.held {
             let cause =
                 serde_json::to_value(h.cause).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<li><span class=\"badge warn\">{}</span> <b>{}</b> {}</li>\n",
+                "<li><span class=\"badge warn\">{}</span> <b>{}</b> {}</li>",
                 escape(&cause),
                 escape(h.endpoint.as_deref().unwrap_or("record")),
                 escape(&h.reason)
@@ -261,9 +261,9 @@ fn record_section(out: &mut String, record: &RecordStatus) {
     if !record.overrides.is_empty() {
         out.push_str("<h3>Overrides on this record</h3>\n<ul class=\"record-overrides\">\n");
         for o in &record.overrides {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<li><b>{}</b> — {} <span class=\"muted\">by {}{}</span></li>\n",
+                "<li><b>{}</b> — {} <span class=\"muted\">by {}{}</span></li>",
                 escape(&o.summary),
                 escape(&o.reason),
                 escape(&o.author),
@@ -377,10 +377,10 @@ fn overrides(out: &mut String, overrides: &[OverrideView]) {
         "<table>\n<thead><tr><th>Override</th><th>Reason</th><th>Author</th><th>Created</th><th>Expires</th></tr></thead>\n<tbody>\n",
     );
     for o in overrides {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<tr class=\"override\" data-override=\"{id}\"><td><b>{summary}</b>{force}<div class=\"muted small\">{id}</div></td>\
-             <td class=\"reason\">{reason}</td><td class=\"author\">{author}</td><td>{created}</td><td>{expires}</td></tr>\n",
+             <td class=\"reason\">{reason}</td><td class=\"author\">{author}</td><td>{created}</td><td>{expires}</td></tr>",
             id = escape(&o.id),
             summary = escape(&o.summary),
             force = if o.force { " <span class=\"badge bad\">forced</span>" } else { "" },
