@@ -276,6 +276,14 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
         "the leader writes"
     );
     assert!(dig(replicas[1 - first].1, "app.pair.test.").is_empty(), "the follower writes nothing");
+    // The follower's status names the leader (so clients can follow it) and reports its own vantage.
+    let follower_status = || get(replicas[1 - first].0, "/v1/status").map(|(_, body)| body).unwrap_or_default();
+    let named = wait_until(Duration::from_secs(10), || {
+        let body = follower_status();
+        body.contains("\"role\":\"follower\"") && body.contains(&format!("\"leader\":{{\"identity\":\"r{first}\""))
+    });
+    assert!(named, "{}", follower_status());
+    assert!(follower_status().contains("\"desiredWeight\":null"), "a follower does not plan");
     children[first].kill();
     let other = 1 - first;
     assert!(

@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,6 +109,27 @@ fn screenshot(chromium: &Path, profile: &Path, url: &str, file: &Path, suffix: &
     }
 }
 
+/// An HTTP server on a free port that answers the first request with `page` and
+/// every later one with 503, as a replica that went away would.
+fn serve_once_then_fail(page: String) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let (status, body) = if n == 0 { ("200 OK", page.as_str()) } else { ("503 Service Unavailable", "gone") };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 #[test]
 fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
     let Some(chromium) = chromium() else { return };
@@ -172,7 +194,9 @@ fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{admin}/");
-    let dom = browse(&chromium, profile.path(), &url, &["--dump-dom"]);
+    // Five seconds of the page's own clock: it refreshes itself (every 2 s) in place.
+    let dom = browse(&chromium, profile.path(), &url, &["--virtual-time-budget=5000", "--dump-dom"]);
+    assert!(dom.contains("<body data-refreshes=\""), "the page refreshed itself:\n{dom}");
     for expected in [
         "data-record=\"app.page.test.\"",
         "<b class=\"leader-id\">page1</b>",
@@ -230,6 +254,22 @@ fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
     );
     let undeclared = undeclared_labels(&metrics);
     assert!(undeclared.is_empty(), "labels differ from the catalogue (README metrics table): {undeclared:#?}");
+
+    // A replica that stops answering: the page keeps its last report and says so.
+    let (_, page) = get(admin, "/").unwrap();
+    let once = serve_once_then_fail(page);
+    let dom = browse(
+        &chromium,
+        profile.path(),
+        &format!("http://127.0.0.1:{once}/"),
+        &["--virtual-time-budget=5000", "--dump-dom"],
+    );
+    assert!(
+        dom.contains("This replica stopped answering at")
+            && !dom.contains("id=\"stale\" class=\"banner stale\" hidden"),
+        "{dom}"
+    );
+    assert!(dom.contains("data-endpoint=\"west-b\" data-health=\"down\""), "the last report stays on screen");
 
     assert!(replica.terminate(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", replica.log());
     drop(a);

@@ -479,7 +479,8 @@ function tick(){fetch(location.pathname+location.search,{cache:'no-store'}).then
 if(!r.ok)throw new Error('HTTP '+r.status);return r.text();}).then(function(t){
 var d=new DOMParser().parseFromString(t,'text/html');var n=d.getElementById('app');
 if(!n)throw new Error('unexpected page');document.getElementById('app').replaceWith(n);document.title=d.title;
-since=null;document.getElementById('stale').hidden=true;}).catch(show);}
+since=null;document.getElementById('stale').hidden=true;
+var b=document.body.dataset;b.refreshes=(+b.refreshes||0)+1;}).catch(show);}
 setInterval(tick,REFRESH_MS);})();
 ";
 
