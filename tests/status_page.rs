@@ -32,7 +32,11 @@ fn chromium() -> Option<PathBuf> {
             std::env::var_os("CI").is_none(),
             "chromium not found: install Debian `chromium` (scripts/test does) — the status page test needs it"
         );
-        eprintln!("SKIPPED: chromium not found (install Debian `chromium`; with CI set this fails)");
+        // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED status_page: chromium not found (install Debian `chromium`, as scripts/test does; with CI set this fails)"
+        );
     }
     found
 }

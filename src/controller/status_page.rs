@@ -442,7 +442,7 @@ h1{font-size:22px;margin:0}h2{font-size:16px;margin:0 0 8px}h3{font-size:13px;ma
 .replica{font-weight:400}.leader{font-size:15px}.meta,.muted{color:var(--muted)}.small{font-size:12px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px;margin:12px 0}
 .facts{display:flex;flex-wrap:wrap;gap:6px 16px;margin-bottom:8px}
-.badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;background:var(--unknown)}
+.badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;line-height:18px;vertical-align:1px;font-weight:600;color:#fff;background:var(--unknown)}
 .badge.up,.badge.ok,.role-leader{background:var(--up)}.badge.down,.badge.bad{background:var(--down)}
 .badge.warn{background:var(--warn)}.role-follower{background:var(--info)}.role-candidate{background:var(--warn)}
 .banner{border-radius:8px;padding:10px 14px;margin:10px 0;border:1px solid}
