@@ -87,3 +87,37 @@ fn a_game_day_with_throttled_writes_and_a_probe_blackout_still_converges() {
     assert!(log.contains("CHAOS: probes fail") && log.contains("CHAOS: provider faults"), "{log}");
     println!("{calls} provider calls, {throttled} throttled, {applied} applies ok");
 }
+
+#[test]
+fn chaos_files_are_validated_with_positioned_errors_and_a_broken_one_never_starts_a_game_day() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let veer = |args: &[&str], dir: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veer")).args(args).current_dir(dir).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = veer(&["validate", "policies/examples"], root);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1 chaos document"), "the example game day is validated with the policies: {stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = CHAOS.replace("provider: local", "provider: lokal").replace("endpoints: [b]", "endpoints: [z]");
+    std::fs::write(dir.path().join("chaos.yaml"), broken).unwrap();
+    let examples = root.join("policies/examples");
+    let config = examples.join("veer.yaml");
+    let local = examples.join("local.yaml");
+    let (code, _, stderr) =
+        veer(&["validate", "-c", config.to_str().unwrap(), "chaos.yaml", local.to_str().unwrap()], dir.path());
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("chaos.yaml:7:19: error: unknown provider `lokal` (the controller config has: local)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("chaos.yaml:9:43: error: unknown endpoint `z`"), "{stderr}");
+    let (code, _, stderr) = veer(&["run", "-c", config.to_str().unwrap(), "--chaos", "chaos.yaml"], dir.path());
+    assert_eq!(code, Some(1), "a broken chaos file stops veer run before it starts: {stderr}");
+    assert!(stderr.contains("unknown provider `lokal`") && !stderr.contains("CHAOS IS ON"), "{stderr}");
+}

@@ -140,12 +140,7 @@ pub fn crash_run(seed: u64, backend: Backend) -> Result<Crashes, String> {
                 "after the restarts the provider holds {published:?}, a run without crashes {expected:?}"
             ));
         }
-        let writes = world
-            .recorder
-            .writes()
-            .iter()
-            .map(|w| format!("{}ms e{} {:?} {}", w.at_ms, w.epoch, w.generations, w.landed))
-            .collect();
+        let writes = world.recorder.write_log();
         Ok(Crashes { violations, crashes, settled_in, writes })
     })
 }

@@ -190,12 +190,7 @@ pub fn race(seed: u64, switched: Switched) -> Result<Race, String> {
         if stale_store_writes > 0 {
             violations.push(format!("I3: the store accepted {stale_store_writes} writes of the deposed epoch"));
         }
-        let writes = world
-            .recorder
-            .writes()
-            .iter()
-            .map(|w| format!("{}ms e{} {:?} {}", w.at_ms, w.epoch, w.generations, w.landed))
-            .collect();
+        let writes = world.recorder.write_log();
         Ok(Race { violations, built_from, overtaken_by, stale_outcome, writes })
     })
 }

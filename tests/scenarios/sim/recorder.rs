@@ -111,6 +111,16 @@ impl Recorder {
         self.log().writes.clone()
     }
 
+    /// Every write as one line (time, epoch, generations, landed): a run's
+    /// fingerprint for the determinism re-run.
+    pub fn write_log(&self) -> Vec<String> {
+        self.log()
+            .writes
+            .iter()
+            .map(|w| format!("{}ms e{} {:?} {}", w.at_ms, w.epoch, w.generations, w.landed))
+            .collect()
+    }
+
     /// The generation `name` holds now.
     pub async fn generation(&self, name: &RecordName, rtype: RecordType) -> u64 {
         self.read_inner(name, rtype).await.ownership.map_or(0, |o| o.generation)
