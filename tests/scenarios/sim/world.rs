@@ -594,7 +594,7 @@ impl Replica {
             settled: planned.intents.is_empty() && warmed && planned.plan.records.iter().all(|r| r.held.is_empty()),
         };
         if report.all_converged() {
-            controller::state::save(self.coordinator.as_ref(), epoch, &planned.plan)
+            controller::state::save(self.coordinator.as_ref(), epoch, &planned.plan, world.now())
                 .await
                 .map_err(|e| format!("saving the plan: {e}"))?;
             outcome.saved = true;
