@@ -70,6 +70,15 @@ pub struct Metrics {
     pub policy_reload_ok: Gauges,
     /// Active operator overrides by `kind="drain|pin|freeze|failover"`.
     pub overrides_active: Gauges,
+    /// Drill runs by `drill` and `outcome="ok|aborted|refused|failed"`.
+    pub drill_runs: Counters,
+    /// The last run's duration per drill (NaN before the first run).
+    pub drill_duration: FloatGauges,
+    /// The last run's time to detect per drill: drain written → read back at every
+    /// provider (leader drills: step-down → take-over).
+    pub drill_time_to_detect: FloatGauges,
+    /// The last run's time to restore per drill: drain lifted → full weight read back.
+    pub drill_time_to_restore: FloatGauges,
     registry: std::sync::Arc<Registry>,
     catalogue: std::sync::Arc<Vec<String>>,
 }
@@ -138,6 +147,10 @@ impl Metrics {
             policy_reloads: Counters::default(),
             policy_reload_ok: Gauges::default(),
             overrides_active: Gauges::default(),
+            drill_runs: Counters::default(),
+            drill_duration: FloatGauges::default(),
+            drill_time_to_detect: FloatGauges::default(),
+            drill_time_to_restore: FloatGauges::default(),
             registry: Default::default(),
             catalogue: Default::default(),
         };
@@ -165,6 +178,10 @@ impl Metrics {
         c.add("policy_reloads", "Policy reloads by outcome", None, "counter", &m.policy_reloads);
         c.add("policy_reload_ok", "1 when the last policy reload succeeded", None, "gauge", &m.policy_reload_ok);
         c.add("overrides_active", "Active operator overrides by kind", None, "gauge", &m.overrides_active);
+        c.add("drill_runs", "Drill runs by drill and outcome", None, "counter", &m.drill_runs);
+        c.add("drill_last_duration", "Duration of the drill's last run", secs(), "gauge", &m.drill_duration);
+        c.add("drill_time_to_detect", "Last drill: drain to answers changed", secs(), "gauge", &m.drill_time_to_detect);
+        c.add("drill_time_to_restore", "Last drill: lift to full weight", secs(), "gauge", &m.drill_time_to_restore);
         Self { registry: std::sync::Arc::new(c.registry), catalogue: std::sync::Arc::new(c.names), ..m }
     }
 

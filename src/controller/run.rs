@@ -57,6 +57,35 @@ pub struct PreviewInputs {
     pub overrides: Vec<crate::planner::Override>,
 }
 
+impl PreviewInputs {
+    /// The planner's view of the policies in force.
+    pub fn policy_inputs(&self) -> Vec<crate::planner::PolicyInput<'_>> {
+        self.setup
+            .policies
+            .iter()
+            .zip(&self.weightings)
+            .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
+            .collect()
+    }
+
+    /// The impact of `proposed` at `now`, planned from these inputs.
+    pub fn impact(&self, proposed: &crate::planner::Override, now: crate::time::Timestamp) -> crate::planner::Impact {
+        let inputs = self.policy_inputs();
+        crate::planner::impact(
+            &crate::planner::PlanInput {
+                policies: &inputs,
+                health: &self.health,
+                observed: &self.published,
+                overrides: &self.overrides,
+                state: &self.state,
+                now,
+                seed: now.as_millis(),
+            },
+            proposed,
+        )
+    }
+}
+
 impl std::fmt::Debug for PreviewInputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreviewInputs")
@@ -93,6 +122,8 @@ pub struct Controller {
     metrics: Metrics,
     /// Budget wait already counted, per provider.
     budget_waited: std::sync::Mutex<std::collections::BTreeMap<String, Duration>>,
+    /// The drill runner, ticked after each round while leading.
+    drills: crate::drill::Driver,
 }
 
 /// Policy name → record name, for metric labels.
@@ -150,8 +181,20 @@ impl Controller {
         metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
         metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
         let (summary, _) = watch::channel(RoundSummary::default());
+        let standalone = setup.config.config.coordination.backend == crate::config::Backend::Standalone;
+        let drills = crate::drill::Driver::new(definitions(&setup), standalone, metrics.clone());
         let setup = std::sync::RwLock::new(Arc::new(setup));
-        Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics, budget_waited: Default::default() })
+        Ok(Self {
+            setup,
+            providers,
+            coordinator,
+            vantage,
+            clock,
+            summary,
+            metrics,
+            budget_waited: Default::default(),
+            drills,
+        })
     }
 
     /// The policies in force.
@@ -176,6 +219,7 @@ impl Controller {
                 let names: Vec<&str> = fresh.policies.iter().map(|p| p.policy.name()).collect();
                 tracing::info!(policies = ?names, "policies reloaded");
                 self.vantage.replace_policies(&fresh.policies);
+                self.drills.replace(definitions(&fresh));
                 *self.setup.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
                 self.metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
                 self.metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
@@ -214,6 +258,7 @@ impl Controller {
             summary: self.summary.subscribe(),
             vantage: self.vantage.subscribe(),
             identity: self.coordinator.identity().to_string(),
+            drills: self.drills.view(),
         };
         let listen = self.setup().config.config.admin.listen;
         super::admin::serve(listen, state, async {
@@ -243,9 +288,13 @@ impl Controller {
             }
             match epoch {
                 Some(epoch) => {
-                    if let Err(e) = self.round(epoch, &mut combiner).await {
-                        tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
-                        self.summary.send_modify(|s| s.error = Some(format!("{e:#}")));
+                    let started = self.clock.now();
+                    match self.round(epoch, &mut combiner).await {
+                        Ok(()) => self.tick_drills(epoch, started).await,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
+                            self.summary.send_modify(|s| s.error = Some(format!("{e:#}")));
+                        }
                     }
                 }
                 None if campaign.as_ref().is_none_or(|c| c.is_finished()) => {
@@ -374,6 +423,31 @@ impl Controller {
             tracing::warn!(epoch = epoch.0, "leadership lost: writes stopped");
         }
         Ok(())
+    }
+}
+
+/// The drills of a policy set, as the runner uses them.
+fn definitions(setup: &Setup) -> Vec<crate::drill::Definition> {
+    setup.drills.iter().map(|d| d.definition.clone()).collect()
+}
+
+impl Controller {
+    /// Steps the drills after a round led in `epoch` that started at `started`.
+    async fn tick_drills(&self, epoch: Epoch, started: crate::time::Timestamp) {
+        let summary = self.summary.borrow().clone();
+        let (Some(plan), Some(preview)) = (&summary.plan, &summary.preview) else { return };
+        let round = crate::drill::driver::Round {
+            coordinator: &self.coordinator,
+            providers: &self.providers,
+            epoch,
+            started,
+            now: self.clock.now(),
+            plan,
+            preview,
+        };
+        if let Err(e) = self.drills.after_round(round).await {
+            tracing::warn!(error = %e, "drill tick failed; the next round retries");
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Loaded {
     pub configs: Vec<LoadedConfig>,
     /// Scenario files found among the paths (checked by `veer simulate`).
     pub scenarios: Vec<PathBuf>,
+    /// Drills that parsed and resolved (they may still have findings in `diagnostics`).
+    pub drills: Vec<crate::drill::LoadedDrill>,
     /// Every finding, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -108,7 +110,7 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>
 pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
     let mut loaded = Loaded::default();
     let files = collect_files(paths, &mut loaded.diagnostics);
-    let mut parsed: Vec<(PathBuf, FailoverPolicy)> = Vec::new();
+    let mut parsed = Parsed::default();
     for file in files {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
@@ -123,11 +125,19 @@ pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
     loaded
 }
 
-/// Semantic checks of each policy and across policies (duplicate names and records).
-fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
+/// Documents that parsed and await semantic checks.
+#[derive(Default)]
+struct Parsed {
+    policies: Vec<(PathBuf, FailoverPolicy)>,
+    drills: Vec<(PathBuf, crate::drill::Drill)>,
+}
+
+/// Semantic checks of each policy and across policies (duplicate names and
+/// records), then of each drill against the policies.
+fn check_all(parsed: Parsed, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
     let mut names: HashMap<String, (PathBuf, u64)> = HashMap::new();
     let mut records: HashMap<(String, String), String> = HashMap::new();
-    for (file, policy) in parsed {
+    for (file, policy) in parsed.policies {
         let mut findings = Findings::new(&file, policy.kind.referenced);
         let applicable = config.or_else(|| nearest_config(&file, &loaded.configs));
         validate::check_policy(&policy, applicable.map(|c| &c.config.providers), &mut findings);
@@ -161,12 +171,13 @@ fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfi
         let hash = policy_hash(&policy);
         loaded.policies.push(LoadedPolicy { path: file, policy, hash });
     }
+    crate::drill::validate::check_all(parsed.drills, loaded);
     diagnostic::sort(&mut loaded.diagnostics);
 }
 
 /// Parses every document of one file's text into `loaded` (configs, scenarios,
 /// diagnostics) and `parsed` (policies awaiting semantic checks).
-fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(PathBuf, FailoverPolicy)>) {
+fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Parsed) {
     let docs = source::split_documents(text);
     if docs.is_empty() {
         loaded.diagnostics.push(Diagnostic::error_in_file(file, "file holds no YAML document"));
@@ -175,7 +186,7 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
         match source::document_kind(file, &doc) {
             Err(d) => loaded.diagnostics.push(d),
             Ok((DocumentKind::FailoverPolicy, _)) => match source::parse_document::<FailoverPolicy>(file, &doc) {
-                Ok(p) => parsed.push((file.to_path_buf(), p)),
+                Ok(p) => parsed.policies.push((file.to_path_buf(), p)),
                 Err(d) => loaded.diagnostics.push(d),
             },
             Ok((DocumentKind::ControllerConfig, _)) => match config::parse(file, &doc, &std::env::vars().collect()) {
@@ -183,6 +194,10 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
                 Err(ds) => loaded.diagnostics.extend(ds),
             },
             Ok((DocumentKind::Scenario, _)) => loaded.scenarios.push(file.to_path_buf()),
+            Ok((DocumentKind::Drill, _)) => match source::parse_document::<crate::drill::Drill>(file, &doc) {
+                Ok(d) => parsed.drills.push((file.to_path_buf(), d)),
+                Err(d) => loaded.diagnostics.push(d),
+            },
         }
     }
 }
@@ -191,7 +206,7 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
 /// every document is parsed and checked, against `config` when given.
 pub fn load_text(name: &Path, text: &str, config: Option<&LoadedConfig>) -> Loaded {
     let mut loaded = Loaded::default();
-    let mut parsed = Vec::new();
+    let mut parsed = Parsed::default();
     parse_text(name, text, &mut loaded, &mut parsed);
     check_all(parsed, config, &mut loaded);
     loaded

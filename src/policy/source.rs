@@ -30,13 +30,16 @@ pub enum DocumentKind {
     ControllerConfig,
     /// A `veer simulate` scenario (SPEC §10).
     Scenario,
+    /// A failover or leader hand-off rehearsal (`veer drill`, SPEC §10).
+    Drill,
 }
 
 impl DocumentKind {
-    const ALL: [(&'static str, DocumentKind); 3] = [
+    const ALL: [(&'static str, DocumentKind); 4] = [
         ("FailoverPolicy", DocumentKind::FailoverPolicy),
         ("ControllerConfig", DocumentKind::ControllerConfig),
         ("Scenario", DocumentKind::Scenario),
+        ("Drill", DocumentKind::Drill),
     ];
 
     /// The kind's name as written in YAML.
