@@ -1,0 +1,290 @@
+//! Drills end to end: `veer run` with its embedded DNS server and real TCP
+//! backends on loopback addresses, answers checked with `dig`, the drill driven
+//! by its schedule or by `veer drill …`; then a leader drill between two
+//! replicas on a real etcd, both publishing to a real BIND.
+
+mod support;
+
+use serde_json::Value;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::replica::{Replica, dig, free_port, get, http, require_dig, wait_until};
+
+const TOKEN: &str = "drill-admin-TOKEN-never-logged";
+
+/// Three backends (`a`, `b`, `c`, capacity 100 each) listening on 127.0.0.{first..first+2}:port.
+struct Backends {
+    ips: [String; 3],
+    port: u16,
+    listeners: [Option<TcpListener>; 3],
+}
+
+impl Backends {
+    fn start(first: u8) -> Self {
+        let port = free_port();
+        let ips = [0, 1, 2].map(|i| format!("127.0.0.{}", first + i));
+        let listeners =
+            [0, 1, 2].map(|i| Some(TcpListener::bind((Ipv4Addr::new(127, 0, 0, first + i), port)).unwrap()));
+        Self { ips, port, listeners }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.ips.to_vec()
+    }
+
+    fn without(&self, i: usize) -> Vec<String> {
+        self.ips.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, ip)| ip.clone()).collect()
+    }
+
+    /// Closes backend `i`: its probes are refused from now on.
+    fn fail(&mut self, i: usize) {
+        self.listeners[i] = None;
+    }
+}
+
+/// A standalone controller with its embedded DNS on `dns` and admin API on `admin`,
+/// one policy `app` over the backends, and `drills` appended to the policy file.
+fn write_setup(dir: &Path, admin: u16, dns: u16, backends: &Backends, min_capacity: u32, drills: &str) {
+    std::fs::write(
+        dir.join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: drills\nvantage: r0\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin}, tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [drill.test.] }}\n"
+        ),
+    )
+    .unwrap();
+    let [a, b, c] = &backends.ips;
+    std::fs::write(
+        dir.join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.drill.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: {a} }}, {{ id: b, address: {b} }}, {{ id: c, address: {c} }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [50, 100], hold: 1s }}\n  guards: {{ minHealthyEndpoints: 1, minCapacityPercent: {min_capacity} }}\n\
+             ---\n{drills}",
+            backends.port
+        ),
+    )
+    .unwrap();
+}
+
+/// A daily window from a minute ago to half an hour from now (UTC), crossing
+/// midnight when the test runs late in the day.
+fn window_now() -> String {
+    let minute = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 60 % 1440;
+    let hhmm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    format!("daily {}-{}", hhmm((minute + 1439) % 1440), hhmm((minute + 30) % 1440))
+}
+
+fn drill(name: &str, target: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: veer/v1\nkind: Drill\nmetadata: {{ name: {name} }}\nspec:\n  target: {target}\n  policy: app\n{extra}---\n"
+    )
+}
+
+fn veer(dir: &Path, args: &[&str], admin: u16) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(args)
+        .current_dir(dir)
+        .env("VEER_SERVER", format!("http://127.0.0.1:{admin}"))
+        .env("VEER_TOKEN", TOKEN)
+        .env("VEER_AUTHOR", "ci")
+        .output()
+        .expect("veer runs")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn report(admin: u16, drill: &str) -> Option<Value> {
+    match get(admin, &format!("/v1/drills/{drill}/report")) {
+        Some((200, body)) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+fn steps(report: &Value) -> Vec<(u64, String, String)> {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["at"].as_u64().unwrap(),
+                s["step"].as_str().unwrap().to_string(),
+                s["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn start(dir: &Path) -> Replica {
+    Replica::start(dir, &[], &[("VEER_TEST_ADMIN_TOKEN", TOKEN)])
+}
+
+#[test]
+fn a_scheduled_drill_drains_holds_and_restores_through_warm_up_with_every_step_reported() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, dns) = (free_port(), free_port());
+    let backends = Backends::start(121);
+    let schedule = format!("  schedule: {{ windows: \"{}\" }}\n  duration: 3s\n", window_now());
+    write_setup(dir.path(), admin, dns, &backends, 30, &drill("rehearse-a", "a", &schedule));
+    let mut child = start(dir.path());
+
+    // The drill starts by itself once the record is calm; `a` disappears from DNS.
+    let mut drained_seen = false;
+    let finished = wait_until(Duration::from_secs(60), || {
+        if dig(dns, "app.drill.test.") == backends.without(0) {
+            drained_seen = true;
+        }
+        report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "finished")
+    });
+    assert!(finished, "the drill finished within 60 s: {:?}\n{}", report(admin, "rehearse-a"), child.log());
+    let report = report(admin, "rehearse-a").unwrap();
+    assert_eq!(report["outcome"], "ok", "{report:#}");
+    assert!(drained_seen, "a resolver saw the drain: {report:#}");
+    assert_eq!(report["trigger"]["kind"], "schedule");
+    let steps = steps(&report);
+    let kinds: Vec<&str> = steps.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["preflight", "drain", "drained", "held", "lift", "stage", "stage", "restored", "done"],
+        "{report:#}"
+    );
+    assert!(steps.windows(2).all(|w| w[0].0 <= w[1].0), "steps carry times in order: {steps:?}");
+    let at = |kind: &str| steps.iter().find(|(_, k, _)| k == kind).unwrap().0;
+    assert!(at("held") - at("drained") >= 3_000, "held drained for the drill's duration: {steps:?}");
+    let stages: Vec<&str> =
+        steps.iter().filter(|(_, k, _)| k == "stage").map(|(_, _, d)| d.split(" (").next().unwrap()).collect();
+    assert_eq!(stages, ["a at 50%", "a at 100%"], "every warm-up stage read back");
+    for figure in ["timeToDetectMs", "timeToRestoreMs", "durationMs"] {
+        assert!(report["measures"][figure].as_u64().is_some(), "{figure} measured: {report:#}");
+    }
+    assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.all(), "restored");
+
+    // The drain went through the audited override path and shows in the history.
+    let log = child.log();
+    assert!(log.contains("override created") && log.contains("drill:rehearse-a"), "{log}");
+    let (_, history) = get(admin, "/v1/history?record=app.drill.test.").unwrap();
+    assert!(
+        history.contains("\"drill\":\"rehearse-a\"") && history.contains("drained by drill-rehearse-a"),
+        "{history}"
+    );
+    let (_, metrics) = get(admin, "/metrics").unwrap();
+    assert!(metrics.contains("veer_drill_runs_total{drill=\"rehearse-a\",outcome=\"ok\"} 1"), "{metrics}");
+    let restore = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("veer_drill_time_to_restore_seconds{drill=\"rehearse-a\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(restore.is_some_and(|s| s > 0.5), "time to restore exported: {metrics}");
+
+    // The command line shows the same report and the list.
+    let out = veer(dir.path(), &["drill", "report", "rehearse-a"], admin);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    for expected in ["outcome: ok", "time to restore", "drained", "a at 50%", "restored"] {
+        assert!(shown.contains(expected), "`{expected}` missing from:\n{shown}");
+    }
+    let out = veer(dir.path(), &["drill", "list"], admin);
+    assert!(out.status.success() && text(&out).contains("ok at "), "{}", text(&out));
+    assert!(child.terminate(Duration::from_secs(20)).is_some_and(|s| s.success()));
+    assert!(!child.log().contains(TOKEN), "the token never reaches the logs");
+    drop(backends);
+}
+
+#[test]
+fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, dns) = (free_port(), free_port());
+    let mut backends = Backends::start(131);
+    write_setup(dir.path(), admin, dns, &backends, 30, &drill("rehearse-a", "a", "  duration: 60s\n"));
+    let mut child = start(dir.path());
+    assert!(wait_until(Duration::from_secs(30), || sorted(dig(dns, "app.drill.test.")) == backends.all()));
+    let out = veer(dir.path(), &["drill", "abort", "rehearse-a"], admin);
+    assert_eq!(out.status.code(), Some(1), "nothing to abort: {}", text(&out));
+
+    // On request; the preflight waits for the warm-up to end, so retry until accepted.
+    let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            if !out.status.success() {
+                out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
+            }
+            out.status.success()
+        }),
+        "{}",
+        text(&out)
+    );
+    let holding =
+        wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"));
+    assert!(holding, "{:?}", report(admin, "rehearse-a"));
+    assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.without(0), "a drained");
+
+    backends.fail(1);
+    let failed_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let back = wait_until(Duration::from_secs(20), || dig(dns, "app.drill.test.").contains(&backends.ips[0]));
+    assert!(back, "a is published again long before its 60 s hold ends: {:?}", report(admin, "rehearse-a"));
+    let finished =
+        wait_until(Duration::from_secs(30), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "finished"));
+    let report = report(admin, "rehearse-a").unwrap();
+    assert!(finished, "{report:#}");
+    assert_eq!(report["outcome"], "aborted", "{report:#}");
+    assert!(report["reason"].as_str().unwrap().contains("endpoint b of app is unhealthy"), "{report:#}");
+    let steps = steps(&report);
+    let abort = steps.iter().position(|(_, k, _)| k == "abort").expect("an abort step");
+    assert_eq!(steps[abort + 1].1, "lift", "lifted in the same tick: {steps:?}");
+    assert!(steps[abort].0 >= failed_at && steps[abort].0 - failed_at < 10_000, "aborted soon after b failed");
+    assert!(!steps.iter().any(|(_, k, _)| k == "held"), "the hold never completed");
+    let stages = steps.iter().filter(|(_, k, _)| k == "stage").count();
+    assert_eq!(stages, 2, "the return still went through warm-up: {steps:?}");
+    assert_eq!(sorted(dig(dns, "app.drill.test.")), [backends.ips[0].clone(), backends.ips[2].clone()]);
+    assert!(child.terminate(Duration::from_secs(20)).is_some());
+}
+
+#[test]
+fn a_drill_that_would_breach_min_capacity_is_refused() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, dns) = (free_port(), free_port());
+    let backends = Backends::start(141);
+    let scheduled = format!("  schedule: {{ windows: \"{}\" }}\n", window_now());
+    let drills = format!("{}{}", drill("manual-a", "a", ""), drill("scheduled-b", "b", &scheduled));
+    // Draining one of three endpoints leaves 67 %, below the 70 % guard.
+    write_setup(dir.path(), admin, dns, &backends, 70, &drills);
+    let mut child = start(dir.path());
+    assert!(wait_until(Duration::from_secs(30), || sorted(dig(dns, "app.drill.test.")) == backends.all()));
+
+    let refused =
+        wait_until(Duration::from_secs(30), || report(admin, "scheduled-b").is_some_and(|r| r["outcome"] == "refused"));
+    let report_b = report(admin, "scheduled-b");
+    assert!(refused, "the scheduled run is refused and recorded: {report_b:?}\n{}", child.log());
+    let reason = report_b.unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("refused by a guard") && reason.contains("minCapacityPercent 70"), "{reason}");
+
+    let out = veer(dir.path(), &["drill", "run", "manual-a", "--dry-run"], admin);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("minCapacityPercent"), "{}", text(&out));
+    let out = veer(dir.path(), &["drill", "run", "manual-a", "--yes"], admin);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let (status, body) = http(admin, "POST", "/v1/drills/manual-a/run", None, "").unwrap();
+    assert_eq!(status, 401, "the token is required: {body}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.all(), "nothing was drained");
+    assert!(report(admin, "manual-a").is_none(), "a refused request never reaches the leader");
+    let (_, metrics) = get(admin, "/metrics").unwrap();
+    assert!(metrics.contains("veer_drill_runs_total{drill=\"scheduled-b\",outcome=\"refused\"} 1"), "{metrics}");
+    assert!(child.terminate(Duration::from_secs(20)).is_some());
+}
