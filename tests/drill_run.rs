@@ -6,11 +6,11 @@
 mod support;
 
 use serde_json::Value;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::replica::{Replica, dig, free_port, get, http, require_dig, wait_until};
+use support::replica::{Replica, TcpBackend, dig, free_port, get, http, require_dig, wait_until};
 
 const TOKEN: &str = "drill-admin-TOKEN-never-logged";
 
@@ -18,15 +18,14 @@ const TOKEN: &str = "drill-admin-TOKEN-never-logged";
 struct Backends {
     ips: [String; 3],
     port: u16,
-    listeners: [Option<TcpListener>; 3],
+    listeners: [Option<TcpBackend>; 3],
 }
 
 impl Backends {
     fn start(first: u8) -> Self {
         let port = free_port();
         let ips = [0, 1, 2].map(|i| format!("127.0.0.{}", first + i));
-        let listeners =
-            [0, 1, 2].map(|i| Some(TcpListener::bind((Ipv4Addr::new(127, 0, 0, first + i), port)).unwrap()));
+        let listeners = [0, 1, 2].map(|i| Some(TcpBackend::start(Ipv4Addr::new(127, 0, 0, first + i), port)));
         Self { ips, port, listeners }
     }
 
@@ -287,4 +286,134 @@ fn a_drill_that_would_breach_min_capacity_is_refused() {
     let (_, metrics) = get(admin, "/metrics").unwrap();
     assert!(metrics.contains("veer_drill_runs_total{drill=\"scheduled-b\",outcome=\"refused\"} 1"), "{metrics}");
     assert!(child.terminate(Duration::from_secs(20)).is_some());
+}
+
+#[path = "coord_support/etcd.rs"]
+#[allow(dead_code)]
+mod etcd;
+
+/// `(gen, epoch)` of the ownership record `_veer.<name>` at BIND.
+fn ownership(bind: &veer_provider_testbed::DnsServer, name: &str) -> Option<(u64, u64)> {
+    let txt = bind.dig(&format!("_veer.{name}"), "TXT").join("").replace('"', "");
+    let field = |key: &str| txt.split(';').find_map(|f| f.strip_prefix(key)).and_then(|v| v.trim().parse().ok());
+    Some((field("gen=")?, field("epoch=")?))
+}
+
+fn leaders(admins: &[u16]) -> Vec<usize> {
+    (0..admins.len())
+        .filter(|i| {
+            get(admins[*i], "/metrics").is_some_and(|(_, m)| support::replica::gauge(&m, "veer_leader") == Some(1.0))
+        })
+        .collect()
+}
+
+#[test]
+fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_write() {
+    use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Some(etcd) = runtime.block_on(etcd::Etcd::start(1)) else { return };
+    let Some(bind) = DnsServer::start(ServerKind::Bind, &ZoneSpec::new("drill.test.")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _a = TcpBackend::start(Ipv4Addr::new(127, 0, 0, 151), port);
+    let _b = TcpBackend::start(Ipv4Addr::new(127, 0, 0, 152), port);
+    let key = bind.key();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: handover\nvantage: ${{V}}\npolicies: [app.yaml]\n\
+             admin: {{ listen: \"127.0.0.1:${{ADMIN}}\", tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
+             coordination:\n  backend: etcd\n  etcd: {{ endpoints: [{}] }}\n  \
+             leaseDuration: 3s\n  renewDeadline: 2s\n  retryPeriod: 500ms\n\
+             providers:\n  bind:\n    type: rfc2136\n    server: {}\n    zones: [drill.test.]\n    \
+             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+            etcd.endpoints()[0],
+            bind.addr(),
+            key.name,
+            key.algorithm
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.drill.test., type: A, ttl: 5 }}\n  publishTo: [bind]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.151 }}, {{ id: b, address: 127.0.0.152 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {port}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100], hold: 1s, maxJoinPercent: 100 }}\n  guards: {{ minCapacityPercent: 40 }}\n\
+             ---\napiVersion: veer/v1\nkind: Drill\nmetadata: {{ name: handover }}\nspec: {{ target: leader }}\n"
+        ),
+    )
+    .unwrap();
+    let admins = [free_port(), free_port()];
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| {
+            let (v, admin) = (format!("r{i}"), admins[i].to_string());
+            let env = [("V", v.as_str()), ("ADMIN", admin.as_str()), ("VEER_TEST_TSIG", key.secret_base64.as_str())];
+            Replica::start(dir.path(), &[], &[env.as_slice(), &[("VEER_TEST_ADMIN_TOKEN", TOKEN)]].concat())
+        })
+        .collect();
+    let both = ["127.0.0.151".to_string(), "127.0.0.152".to_string()];
+    let mut leader = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(40), || {
+            leader = leaders(&admins);
+            leader.len() == 1 && bind.dig("app.drill.test.", "A") == both
+        }),
+        "one leader publishes both endpoints to BIND:\n{}\n{}",
+        replicas[0].log(),
+        replicas[1].log()
+    );
+    let (old, new) = (leader[0], 1 - leader[0]);
+
+    // A change before the hand-over: drain b.
+    let drain = r#"{"action":{"kind":"drain","target":{"kind":"endpoint","name":"b"}},"reason":"before","author":"ci"}"#;
+    let (status, body) = http(admins[old], "POST", "/v1/overrides", Some(TOKEN), drain).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["override"]["id"].as_str().unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(20), || bind.dig("app.drill.test.", "A") == both[..1]), "b drained");
+    std::thread::sleep(Duration::from_secs(1));
+    let (generation, old_epoch) = ownership(&bind, "app.drill.test.").expect("an ownership record");
+
+    let out = veer(dir.path(), &["drill", "run", "handover", "--yes"], admins[old]);
+    assert!(out.status.success(), "{}", text(&out));
+    let done = wait_until(Duration::from_secs(40), || {
+        report(admins[new], "handover").is_some_and(|r| r["phase"] == "finished")
+    });
+    let report = report(admins[new], "handover").unwrap();
+    assert!(done, "{report:#}\n{}", replicas[new].log());
+    assert_eq!(report["outcome"], "ok", "{report:#}");
+    assert!(wait_until(Duration::from_secs(10), || leaders(&admins) == [new]), "the other replica leads now");
+    let take_over = steps(&report).into_iter().find(|(_, k, _)| k == "take-over").expect("a take-over step").2;
+    let new_epoch: u64 = take_over.split("with epoch ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(take_over.starts_with(&format!("r{new} leads")) && take_over.contains(&format!("was r{old}")), "{take_over}");
+    assert!(new_epoch > old_epoch, "the new epoch {new_epoch} is above {old_epoch}");
+    assert!(report["measures"]["takeOverMs"].as_u64().is_some_and(|ms| ms < 15_000), "{report:#}");
+
+    // Nothing was written again by the new leader: same generation, old epoch.
+    assert_eq!(ownership(&bind, "app.drill.test."), Some((generation, old_epoch)), "no write repeated");
+    assert_eq!(bind.dig("app.drill.test.", "A"), both[..1], "the drain survived the hand-over");
+
+    // The next change is applied exactly once, by the new leader.
+    let (status, _) = http(admins[new], "DELETE", &format!("/v1/overrides/{id}"), Some(TOKEN), "").unwrap();
+    assert_eq!(status, 204);
+    let back = wait_until(Duration::from_secs(20), || bind.dig("app.drill.test.", "A") == both);
+    assert!(back, "b back:\n{}", replicas[new].log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ownership(&bind, "app.drill.test."), Some((generation + 1, new_epoch)), "one write, new epoch");
+    let (_, history) = get(admins[new], "/v1/history?record=app.drill.test.").unwrap();
+    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    let generations: Vec<u64> = history.iter().filter_map(|e| e["generation"].as_u64()).collect();
+    assert!(generations.windows(2).all(|w| w[1] == w[0] + 1), "contiguous plan history: {generations:?}");
+    assert_eq!(generations.last(), Some(&(generation + 1)), "every write has its plan: {generations:?}");
+    assert!(!history.iter().any(|e| e["drill"] == "handover"), "a leader drill applies to no record");
+    let (_, all) = get(admins[new], "/v1/history").unwrap();
+    assert!(all.contains("\"drill\":\"handover\""), "the drill is in the full history: {all}");
+
+    let out = veer(dir.path(), &["drill", "report", "handover"], admins[new]);
+    assert!(text(&out).contains("take-over") && text(&out).contains("outcome: ok"), "{}", text(&out));
+    for replica in &mut replicas {
+        assert!(replica.terminate(Duration::from_secs(20)).is_some());
+    }
 }

@@ -155,16 +155,16 @@ impl Refusal {
 }
 
 /// Why the record of `policy` is not calm enough for a drill, if it is not:
-/// an impaired checker, an override or freeze on it, an endpoint not healthy or
-/// still warming up, or changes held.
-fn unsettled(world: &World<'_>, policy: &FailoverPolicy) -> Option<Refusal> {
+/// an impaired checker, an override or freeze on it (when `overrides` count), an
+/// endpoint not healthy or still warming up, or changes held.
+fn unsettled(world: &World<'_>, policy: &FailoverPolicy, overrides: bool) -> Option<Refusal> {
     let name = policy.name();
     if let Some(why) = &world.health.impaired {
         return Some(Refusal::firm(format!("the health checker is impaired ({why})")));
     }
     let applicable = crate::planner::overrides::Applicable::select(world.overrides, policy, world.now);
     let other = applicable.drains.first().copied().or(applicable.pin).or(applicable.freeze).or(applicable.failover);
-    if let Some(o) = other {
+    if let Some(o) = other.filter(|_| overrides) {
         let kind = match &o.action {
             OverrideAction::Drain { .. } => "drain",
             OverrideAction::Pin { .. } => "pin",
@@ -214,8 +214,9 @@ pub fn preflight(definition: &Definition, world: &World<'_>, request: &Request<'
             if request.standalone {
                 return Err(Refusal::firm("the coordination backend is standalone: no other replica can take over"));
             }
+            // Overrides are durable (I8): a hand-over with one in force rehearses that too.
             for input in world.policies {
-                if let Some(Refusal { reason, transient }) = unsettled(world, input.policy) {
+                if let Some(Refusal { reason, transient }) = unsettled(world, input.policy, false) {
                     return Err(Refusal {
                         reason: format!("{reason}: a hand-over rehearsal needs a calm fleet"),
                         transient,
@@ -226,7 +227,7 @@ pub fn preflight(definition: &Definition, world: &World<'_>, request: &Request<'
         }
         DrillTarget::Drain { policy: name, target } => {
             let policy = world.policy(name).ok_or_else(|| Refusal::firm(format!("policy `{name}` is not loaded")))?;
-            if let Some(refusal) = unsettled(world, policy) {
+            if let Some(refusal) = unsettled(world, policy, true) {
                 return Err(refusal);
             }
             let drain = drain_override(definition, request.author, world.now).expect("a drain drill has a drain");
