@@ -368,7 +368,8 @@ fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_
     let (old, new) = (leader[0], 1 - leader[0]);
 
     // A change before the hand-over: drain b.
-    let drain = r#"{"action":{"kind":"drain","target":{"kind":"endpoint","name":"b"}},"reason":"before","author":"ci"}"#;
+    let drain =
+        r#"{"action":{"kind":"drain","target":{"kind":"endpoint","name":"b"}},"reason":"before","author":"ci"}"#;
     let (status, body) = http(admins[old], "POST", "/v1/overrides", Some(TOKEN), drain).unwrap();
     assert_eq!(status, 201, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["override"]["id"].as_str().unwrap().to_string();
@@ -386,8 +387,12 @@ fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_
     assert_eq!(report["outcome"], "ok", "{report:#}");
     assert!(wait_until(Duration::from_secs(10), || leaders(&admins) == [new]), "the other replica leads now");
     let take_over = steps(&report).into_iter().find(|(_, k, _)| k == "take-over").expect("a take-over step").2;
-    let new_epoch: u64 = take_over.split("with epoch ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
-    assert!(take_over.starts_with(&format!("r{new} leads")) && take_over.contains(&format!("was r{old}")), "{take_over}");
+    let new_epoch: u64 =
+        take_over.split("with epoch ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(
+        take_over.starts_with(&format!("r{new} leads")) && take_over.contains(&format!("was r{old}")),
+        "{take_over}"
+    );
     assert!(new_epoch > old_epoch, "the new epoch {new_epoch} is above {old_epoch}");
     assert!(report["measures"]["takeOverMs"].as_u64().is_some_and(|ms| ms < 15_000), "{report:#}");
 

@@ -365,11 +365,18 @@ async fn report(client: &Client, name: &str, output: Output) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
+/// Milliseconds for people: `0.6s`, `42.0s`, `3m05s`.
+fn seconds(ms: u64) -> String {
+    if ms < 60_000 { format!("{:.1}s", ms as f64 / 1000.0) } else { format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60) }
+}
+
 /// A report as people read it: a header, the figures, then every step.
 fn render(r: &Report) -> String {
     let on = r.record.as_deref().map(|rec| format!(" on {rec}")).unwrap_or_default();
-    let trigger =
-        serde_json::to_value(r.trigger.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let trigger = match r.trigger.kind {
+        crate::drill::report::TriggerKind::Schedule => "scheduled",
+        crate::drill::report::TriggerKind::Operator => "on request",
+    };
     let mut out = format!(
         "drill {} ({}{on}), started {} by {} ({trigger})\n",
         r.drill,
@@ -379,7 +386,7 @@ fn render(r: &Report) -> String {
     );
     let outcome = r.outcome.map_or("running", |o| o.as_str());
     let mut figures = vec![format!("outcome: {outcome}")];
-    let ms = |label: &str, v: Option<u64>| v.map(|v| format!("{label} {}", fmt_duration(Duration::from_millis(v))));
+    let ms = |label: &str, v: Option<u64>| v.map(|v| format!("{label} {}", seconds(v)));
     figures.extend(ms("duration", r.measures.duration_ms));
     figures.extend(ms("time to detect", r.measures.time_to_detect_ms));
     figures.extend(ms("time to restore", r.measures.time_to_restore_ms));

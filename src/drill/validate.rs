@@ -9,30 +9,22 @@ use crate::planner::TargetKind;
 use crate::policy::Loaded;
 use crate::policy::diagnostic::{Diagnostic, Findings};
 use crate::policy::duration;
+use crate::policy::load::UniqueNames;
 use crate::policy::model::{API_VERSION, FailoverPolicy};
 use crate::policy::validate::{check_name, check_percent};
 use crate::time::Timestamp;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Checks every parsed drill against the policies in `loaded` and adds the drills
 /// that resolve to `loaded.drills`.
 pub fn check_all(parsed: Vec<(PathBuf, Drill)>, loaded: &mut Loaded) {
     let policies: Vec<&FailoverPolicy> = loaded.policies.iter().map(|p| &p.policy).collect();
-    let mut names: HashMap<String, (PathBuf, u64)> = HashMap::new();
+    let mut names = UniqueNames::default();
     let mut found = Vec::new();
     for (file, drill) in parsed {
         let mut f = Findings::new(&file, drill.kind.referenced);
         check_drill(&drill, (!policies.is_empty()).then_some(policies.as_slice()), &mut f);
-        let name = &drill.metadata.name;
-        if let Some((first, line)) = names.get(&name.value) {
-            f.error(
-                name,
-                format!("duplicate drill name `{}` (first defined at {}:{line})", name.value, first.display()),
-            );
-        } else {
-            names.insert(name.value.clone(), (file.clone(), name.referenced.line()));
-        }
+        names.check("drill", &drill.metadata.name, &file, &mut f);
         if policies.is_empty() && drill.spec.target.value.trim() != "leader" {
             f.list.push(
                 Diagnostic::error_at(

@@ -5,6 +5,7 @@ use super::model::FailoverPolicy;
 use super::source::{self, DocumentKind};
 use super::validate;
 use crate::config::{self, LoadedConfig};
+use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,23 @@ pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
     loaded
 }
 
+/// Names that must be unique across documents, with where each was first defined.
+#[derive(Default)]
+pub(crate) struct UniqueNames(HashMap<String, (PathBuf, u64)>);
+
+impl UniqueNames {
+    /// Records `name` from `file`, or reports it as a duplicate `what` name.
+    pub(crate) fn check(&mut self, what: &str, name: &Spanned<String>, file: &Path, findings: &mut Findings<'_>) {
+        if let Some((first, line)) = self.0.get(&name.value) {
+            let message =
+                format!("duplicate {what} name `{}` (first defined at {}:{line})", name.value, first.display());
+            findings.error(name, message);
+        } else {
+            self.0.insert(name.value.clone(), (file.to_path_buf(), name.referenced.line()));
+        }
+    }
+}
+
 /// Documents that parsed and await semantic checks.
 #[derive(Default)]
 struct Parsed {
@@ -135,7 +153,7 @@ struct Parsed {
 /// Semantic checks of each policy and across policies (duplicate names and
 /// records), then of each drill against the policies.
 fn check_all(parsed: Parsed, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
-    let mut names: HashMap<String, (PathBuf, u64)> = HashMap::new();
+    let mut names = UniqueNames::default();
     let mut records: HashMap<(String, String), String> = HashMap::new();
     for (file, policy) in parsed.policies {
         let mut findings = Findings::new(&file, policy.kind.referenced);
@@ -151,21 +169,13 @@ fn check_all(parsed: Parsed, config: Option<&LoadedConfig>, loaded: &mut Loaded)
                 .warning(),
             );
         }
-        let name = &policy.metadata.name;
-        if let Some((first, line)) = names.get(&name.value) {
-            findings.error(
-                name,
-                format!("duplicate policy name `{}` (first defined at {}:{line})", name.value, first.display()),
-            );
-        } else {
-            names.insert(name.value.clone(), (file.clone(), name.referenced.line()));
-        }
+        names.check("policy", &policy.metadata.name, &file, &mut findings);
         let record = &policy.spec.record;
         let key = (record.name.value.to_string(), format!("{:?}", record.record_type.value));
         if let Some(owner) = records.get(&key) {
             findings.error(&record.name, format!("record {} {} is already managed by policy `{owner}`", key.0, key.1));
         } else {
-            records.insert(key, name.value.clone());
+            records.insert(key, policy.metadata.name.value.clone());
         }
         loaded.diagnostics.extend(findings.list);
         let hash = policy_hash(&policy);

@@ -100,8 +100,8 @@ impl Sim {
         (plan, observed, before)
     }
 
-    /// A round, then the drill's step (or start), then its actions.
-    fn tick(&mut self) {
+    /// A round, then `decide` with what the leader's loop would hand the drill.
+    fn after_round<R>(&mut self, decide: impl FnOnce(&Sim, &World<'_>) -> R) -> R {
         let (plan, observed, before) = self.round();
         let inputs = self.inputs();
         let world = World {
@@ -113,33 +113,35 @@ impl Sim {
             overrides: &self.overrides,
             plan: &plan,
         };
-        let target = plan.state.records["api"].endpoints.get("a").copied();
-        let read = (!(self.blind)(target)).then(|| self.published.clone());
-        let read_back = BTreeMap::from([("local".to_string(), read)]);
-        let (report, actions) = match &self.report {
-            None => {
-                let request = Request {
-                    kind: TriggerKind::Schedule,
-                    author: "veer",
-                    running: None,
-                    standalone: false,
-                    requested_at: None,
-                };
-                let cleared = preflight(&self.definition, &world, &request);
-                start(&self.definition, &world, &request, cleared, ("r0", 3), Vec::new())
+        decide(self, &world)
+    }
+
+    /// A round, then the drill's step (or start), then its actions.
+    fn tick(&mut self) {
+        let (report, actions) = self.after_round(|sim, world| {
+            let target = world.plan.state.records["api"].endpoints.get("a").copied();
+            let read = (!(sim.blind)(target)).then(|| sim.published.clone());
+            let read_back = BTreeMap::from([("local".to_string(), read)]);
+            match &sim.report {
+                None => {
+                    let request = scheduled();
+                    let cleared = preflight(&sim.definition, world, &request);
+                    start(&sim.definition, world, &request, cleared, ("r0", 3), Vec::new())
+                }
+                Some(report) => {
+                    let live =
+                        sim.overrides.iter().any(|o| o.id == drain_override_id(&report.drill, report.started_at));
+                    let tick = Tick {
+                        world,
+                        definition: Some(&sim.definition),
+                        read_back: &read_back,
+                        override_live: live,
+                        abort: sim.abort.as_deref(),
+                    };
+                    step_drain(report, &tick)
+                }
             }
-            Some(report) => {
-                let live = self.overrides.iter().any(|o| o.id == drain_override_id(&report.drill, report.started_at));
-                let tick = Tick {
-                    world: &world,
-                    definition: Some(&self.definition),
-                    read_back: &read_back,
-                    override_live: live,
-                    abort: self.abort.as_deref(),
-                };
-                step_drain(report, &tick)
-            }
-        };
+        });
         for action in &actions {
             match action {
                 Action::Drain(o) => self.overrides.push(o.clone()),
@@ -173,6 +175,10 @@ impl Sim {
     fn weight(&self, endpoint: &str) -> u32 {
         self.published.answers.get(endpoint).copied().unwrap_or(0)
     }
+}
+
+fn scheduled() -> Request<'static> {
+    Request { kind: TriggerKind::Schedule, author: "veer", running: None, standalone: false, requested_at: None }
 }
 
 const DRAIN_A: &str = "  target: a\n  policy: api\n  duration: 5s\n";
@@ -292,28 +298,8 @@ fn a_drill_removing_more_than_its_share_is_refused() {
 #[test]
 fn drills_wait_for_a_calm_record() {
     let sim = Sim::new(30, DRAIN_A);
-    let check = |sim: &mut Sim| {
-        let (plan, observed, before) = sim.round();
-        let inputs = sim.inputs();
-        let world = World {
-            now: sim.now,
-            policies: &inputs,
-            health: &sim.health,
-            published: &observed,
-            state: &before,
-            overrides: &sim.overrides,
-            plan: &plan,
-        };
-        let request = Request {
-            kind: TriggerKind::Schedule,
-            author: "veer",
-            running: None,
-            standalone: false,
-            requested_at: None,
-        };
-        preflight(&sim.definition, &world, &request)
-    };
-    let mut frozen = Sim { ..sim };
+    let check = |sim: &mut Sim| sim.after_round(|sim, world| preflight(&sim.definition, world, &scheduled()));
+    let mut frozen = sim;
     frozen.overrides.push(Override {
         id: "f1".into(),
         action: OverrideAction::Freeze { scope: crate::planner::FreezeScope::All },
@@ -335,26 +321,9 @@ fn drills_wait_for_a_calm_record() {
     unknown.health.endpoints.clear();
     assert!(check(&mut unknown).unwrap_err().transient, "unknown health passes by itself");
 
-    let mut running = Sim::new(30, DRAIN_A);
-    let (plan, observed, before) = running.round();
-    let inputs = running.inputs();
-    let world = World {
-        now: running.now,
-        policies: &inputs,
-        health: &running.health,
-        published: &observed,
-        state: &before,
-        overrides: &running.overrides,
-        plan: &plan,
-    };
-    let busy = Request {
-        kind: TriggerKind::Operator,
-        author: "ana",
-        running: Some("other"),
-        standalone: false,
-        requested_at: None,
-    };
-    assert!(preflight(&running.definition, &world, &busy).unwrap_err().reason.contains("drill `other` is running"));
+    let busy = Request { running: Some("other"), ..scheduled() };
+    let refusal = Sim::new(30, DRAIN_A).after_round(|sim, world| preflight(&sim.definition, world, &busy));
+    assert!(refusal.unwrap_err().reason.contains("drill `other` is running"));
 }
 
 #[test]
@@ -404,25 +373,13 @@ fn generations(history: std::ops::RangeInclusive<u64>, provider: u64) -> Vec<Rec
 
 #[test]
 fn a_leader_drill_steps_down_and_the_successor_verifies_the_hand_over() {
-    let mut sim = Sim::new(30, "  target: leader\n");
-    let (plan, observed, before) = sim.round();
-    let inputs = sim.inputs();
-    let world = World {
-        now: sim.now,
-        policies: &inputs,
-        health: &sim.health,
-        published: &observed,
-        state: &before,
-        overrides: &sim.overrides,
-        plan: &plan,
-    };
-    let mut request =
-        Request { kind: TriggerKind::Operator, author: "ana", running: None, standalone: true, requested_at: None };
-    let refused = preflight(&sim.definition, &world, &request).unwrap_err();
-    assert!(refused.reason.contains("standalone"), "{refused:?}");
-    request.standalone = false;
-    let cleared = preflight(&sim.definition, &world, &request);
-    let (report, actions) = start(&sim.definition, &world, &request, cleared, ("r0", 7), generations(1..=5, 5));
+    let (refused, (report, actions)) = Sim::new(30, "  target: leader\n").after_round(|sim, world| {
+        let standalone = Request { standalone: true, ..scheduled() };
+        let refused = preflight(&sim.definition, world, &standalone);
+        let cleared = preflight(&sim.definition, world, &scheduled());
+        (refused, start(&sim.definition, world, &scheduled(), cleared, ("r0", 7), generations(1..=5, 5)))
+    });
+    assert!(refused.unwrap_err().reason.contains("standalone"));
     assert_eq!(actions, [Action::StepDown]);
     assert!(matches!(report.phase, Phase::HandingOver { from_epoch: 7, .. }));
 
