@@ -79,6 +79,14 @@ pub struct Metrics {
     pub drill_time_to_detect: FloatGauges,
     /// The last run's time to restore per drill: drain lifted → full weight read back.
     pub drill_time_to_restore: FloatGauges,
+    /// The leader's pulls of other replicas' vantage reports, per `vantage` and
+    /// `outcome="ok|timeout|unreachable|unauthorized|error|invalid"`.
+    pub vantage_fetches: Counters,
+    /// Vantages whose latest report is fresh, as this replica sees them (the
+    /// leader counts every replica it pulls; a follower only itself).
+    pub vantages_fresh: Gauges,
+    /// Age of each vantage's latest report on this replica's clock.
+    pub vantage_report_age: FloatGauges,
     registry: std::sync::Arc<Registry>,
     catalogue: std::sync::Arc<Vec<String>>,
 }
@@ -151,6 +159,9 @@ impl Metrics {
             drill_duration: FloatGauges::default(),
             drill_time_to_detect: FloatGauges::default(),
             drill_time_to_restore: FloatGauges::default(),
+            vantage_fetches: Counters::default(),
+            vantages_fresh: Gauges::default(),
+            vantage_report_age: FloatGauges::default(),
             registry: Default::default(),
             catalogue: Default::default(),
         };
@@ -182,6 +193,9 @@ impl Metrics {
         c.add("drill_last_duration", "Duration of the drill's last run", secs(), "gauge", &m.drill_duration);
         c.add("drill_time_to_detect", "Last drill: drain to answers changed", secs(), "gauge", &m.drill_time_to_detect);
         c.add("drill_time_to_restore", "Last drill: lift to full weight", secs(), "gauge", &m.drill_time_to_restore);
+        c.add("vantage_fetches", "Vantage report pulls by vantage and outcome", None, "counter", &m.vantage_fetches);
+        c.add("vantages_fresh", "Vantages with a fresh report", None, "gauge", &m.vantages_fresh);
+        c.add("vantage_report_age", "Age of each vantage's latest report", secs(), "gauge", &m.vantage_report_age);
         Self { registry: std::sync::Arc::new(c.registry), catalogue: std::sync::Arc::new(c.names), ..m }
     }
 

@@ -48,6 +48,13 @@ pub struct DrillsView {
     pub standalone: bool,
 }
 
+impl DrillsView {
+    /// No drills (admin APIs built without a controller, in tests).
+    pub fn empty() -> Self {
+        Self { definitions: watch::channel(Arc::new(Vec::new())).1, standalone: true }
+    }
+}
+
 /// Reports as the current tenure knows them, and when it began.
 #[derive(Default)]
 struct Memory {
