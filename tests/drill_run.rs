@@ -422,3 +422,39 @@ fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_
         assert!(replica.terminate(Duration::from_secs(20)).is_some());
     }
 }
+
+#[test]
+fn a_drill_in_progress_continues_on_the_next_leader() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, dns) = (free_port(), free_port());
+    let backends = Backends::start(161);
+    write_setup(dir.path(), admin, dns, &backends, 30, &drill("rehearse-a", "a", "  duration: 4s\n"));
+    let mut first = start(dir.path());
+    assert!(wait_until(Duration::from_secs(30), || sorted(dig(dns, "app.drill.test.")) == backends.all()));
+    let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
+    let started = wait_until(Duration::from_secs(20), || {
+        if !out.status.success() {
+            out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
+        }
+        out.status.success()
+    });
+    assert!(started, "{}", text(&out));
+    assert!(
+        wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"))
+    );
+
+    // The leader goes away mid-drill; the next one (a new epoch) picks the run up from the store.
+    assert!(first.terminate(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", first.log());
+    let mut second = start(dir.path());
+    let finished =
+        wait_until(Duration::from_secs(60), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "finished"));
+    let report = report(admin, "rehearse-a").unwrap();
+    assert!(finished, "{report:#}\n{}", second.log());
+    assert_eq!(report["outcome"], "ok", "{report:#}");
+    let kinds: Vec<String> = steps(&report).into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(kinds[..5], ["preflight", "drain", "drained", "held", "lift"], "{report:#}");
+    assert!(second.log().contains("step=Held"), "the second leader ended the hold: {}", second.log());
+    assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.all(), "restored");
+    assert!(second.terminate(Duration::from_secs(20)).is_some());
+}

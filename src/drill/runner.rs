@@ -407,7 +407,12 @@ fn abort_reason(tick: &Tick<'_>, policy: Option<&FailoverPolicy>, targets: &[&st
             }
         }
     }
-    if flags.guard_or_velocity_hold {
+    // A new leader's first rounds know no health yet; the planner then notes guard
+    // holds that say nothing about the record: judge holds once health is known.
+    let health_known = policy.endpoints().all(|(_, e)| {
+        world.health.state(&EndpointKey::new(policy.name(), e.id.value.as_str())) != HealthState::Unknown
+    });
+    if flags.guard_or_velocity_hold && health_known {
         let held = world.record_plan(policy.name()).and_then(|r| {
             r.held.iter().find(|h| matches!(h.cause, HoldCause::Guard | HoldCause::Velocity | HoldCause::ChangeBudget))
         });

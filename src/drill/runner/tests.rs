@@ -277,6 +277,26 @@ fn an_operator_abort_and_an_impaired_checker_stop_the_drill() {
 }
 
 #[test]
+fn a_new_leader_without_health_yet_does_not_abort_on_the_guard_notes_of_unknown_health() {
+    let mut sim = Sim::new(30, DRAIN_A);
+    sim.run_until(|r| matches!(r.phase, Phase::Holding { .. }));
+    // A restarted leader whose provider lost its records (an embedded server) and
+    // that has no probe results yet: the planner notes an unmet guard.
+    sim.health.endpoints.clear();
+    sim.published = ObservedRecord::default();
+    let held = sim.after_round(|_, world| world.plan.records[0].held.clone());
+    assert!(held.iter().any(|h| h.cause == HoldCause::Guard), "{held:#?}");
+    sim.published = ObservedRecord::default();
+    sim.tick();
+    assert!(sim.report().reason.is_none(), "{:#?}", sim.report());
+    for id in ["a", "b", "c"] {
+        sim.set(id, HealthState::Up);
+    }
+    sim.run_until(Report::is_finished);
+    assert_eq!(sim.report().outcome, Some(Outcome::Ok), "{:#?}", sim.report());
+}
+
+#[test]
 fn a_drill_that_would_breach_min_capacity_is_refused() {
     let mut sim = Sim::new(70, DRAIN_A);
     sim.tick();
