@@ -227,6 +227,7 @@ fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
         "{}",
         text(&out)
     );
+    assert!(text(&out).contains("answers: a 33%, b 33%, c 33% → b 50%, c 50%"), "impact shown: {}", text(&out));
     let holding =
         wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"));
     assert!(holding, "{:?}", report(admin, "rehearse-a"));

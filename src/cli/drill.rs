@@ -272,6 +272,9 @@ async fn start(client: &Client, name: &str, dry_run: bool, yes: bool, output: Ou
                 print_json(&preview);
             } else {
                 println!("drill `{name}`: {}", preview["detail"].as_str().unwrap_or(""));
+                if let Some(change) = answers_change(&preview["impact"]) {
+                    println!("  answers: {change}");
+                }
             }
             if dry_run {
                 return Ok(ExitCode::SUCCESS);
@@ -321,6 +324,21 @@ async fn start(client: &Client, name: &str, dry_run: bool, yes: bool, output: Ou
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// `a 33%, b 33%, c 33% → b 50%, c 50%` from an impact preview.
+fn answers_change(impact: &Value) -> Option<String> {
+    let side = |answers: &Value| -> Option<String> {
+        let list: Vec<String> = answers
+            .as_array()?
+            .iter()
+            .map(|a| {
+                format!("{} {:.0}%", a["endpoint"].as_str().unwrap_or("?"), a["share"].as_f64().unwrap_or(0.0) * 100.0)
+            })
+            .collect();
+        Some(list.join(", "))
+    };
+    Some(format!("{} → {}", side(&impact["before"])?, side(&impact["after"])?))
 }
 
 fn confirm(question: &str) -> bool {

@@ -174,10 +174,10 @@ pub async fn run(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no preview yet: this replica has not led a round (dry runs are answered by the leader)",
             ),
-            Some(Ok(cleared)) => {
-                Json(json!({ "drill": name, "refused": false, "detail": cleared.detail, "drain": cleared.drain }))
-                    .into_response()
-            }
+            Some(Ok(cleared)) => Json(json!({
+                "drill": name, "refused": false, "detail": cleared.detail, "drain": cleared.drain, "impact": cleared.impact,
+            }))
+            .into_response(),
             Some(Err(refusal)) => {
                 Json(json!({ "drill": name, "refused": true, "reason": refusal.reason })).into_response()
             }

@@ -103,6 +103,8 @@ pub struct Cleared {
     pub drain: Option<Override>,
     /// What was checked, for the report and the dry run.
     pub detail: String,
+    /// The drain's impact on the record (answers before → after), as previewed.
+    pub impact: Option<crate::planner::RecordImpact>,
 }
 
 /// The endpoints a drain drill takes out, in policy order.
@@ -223,7 +225,11 @@ pub fn preflight(definition: &Definition, world: &World<'_>, request: &Request<'
                     });
                 }
             }
-            Ok(Cleared { drain: None, detail: "fleet calm; stepping down to hand leadership over".into() })
+            Ok(Cleared {
+                drain: None,
+                detail: "fleet calm; stepping down to hand leadership over".into(),
+                impact: None,
+            })
         }
         DrillTarget::Drain { policy: name, target } => {
             let policy = world.policy(name).ok_or_else(|| Refusal::firm(format!("policy `{name}` is not loaded")))?;
@@ -263,7 +269,7 @@ pub fn preflight(definition: &Definition, world: &World<'_>, request: &Request<'
                 record.healthy_capacity_percent_after,
                 policy.spec.guards.min_capacity_percent()
             );
-            Ok(Cleared { drain: Some(drain), detail })
+            Ok(Cleared { drain: Some(drain), detail, impact: Some(record.clone()) })
         }
     }
 }
@@ -302,7 +308,7 @@ pub fn start(
             report.finish(now, Outcome::Refused, "refused by the preflight checks");
             (report, Vec::new())
         }
-        Ok(Cleared { drain: Some(drain), detail }) => {
+        Ok(Cleared { drain: Some(drain), detail, .. }) => {
             report.step(now, StepKind::Preflight, detail);
             let ttl = drain.expires_at.map_or(Duration::ZERO, |at| at.since(now));
             report.step(
@@ -313,7 +319,7 @@ pub fn start(
             report.phase = Phase::Draining { override_id: drain.id.clone(), since: now };
             (report, vec![Action::Drain(drain)])
         }
-        Ok(Cleared { drain: None, detail }) => {
+        Ok(Cleared { drain: None, detail, .. }) => {
             let (identity, epoch) = leader;
             report.step(now, StepKind::Preflight, detail);
             let history: Vec<String> = before
