@@ -172,6 +172,7 @@ fn a_scheduled_drill_drains_holds_and_restores_through_warm_up_with_every_step_r
         assert!(report["measures"][figure].as_u64().is_some(), "{figure} measured: {report:#}");
     }
     assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.all(), "restored");
+    println!("scheduled drill: {}", report["measures"]);
 
     // The drain went through the audited override path and shows in the history.
     let log = child.log();
@@ -396,6 +397,7 @@ fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_
     );
     assert!(new_epoch > old_epoch, "the new epoch {new_epoch} is above {old_epoch}");
     assert!(report["measures"]["takeOverMs"].as_u64().is_some_and(|ms| ms < 15_000), "{report:#}");
+    println!("leader drill: {}", report["measures"]);
 
     // Nothing was written again by the new leader: same generation, old epoch.
     assert_eq!(ownership(&bind, "app.drill.test."), Some((generation, old_epoch)), "no write repeated");

@@ -335,3 +335,73 @@ pub async fn summary(
         .map(|r| json!({ "drill": r.drill, "startedAt": r.started_at, "phase": phase_name(r) }));
     Ok(DrillsSummary { next_drill, last_drill, running_drill })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coord::standalone::StandaloneCoordinator;
+    use crate::drill::report::{Measures, Phase, Trigger};
+
+    fn definition(name: &str, schedule: Option<&str>) -> Definition {
+        let schedule =
+            schedule.map(|w| format!("  schedule: {{ windows: \"{w}\", minSpacing: 1h }}\n")).unwrap_or_default();
+        let text = format!(
+            "apiVersion: veer/v1\nkind: Drill\nmetadata: {{ name: {name} }}\nspec:\n  target: a\n  policy: app\n{schedule}"
+        );
+        let doc = crate::policy::source::DocumentText { text, first_line: 1 };
+        let drill: crate::drill::Drill =
+            crate::policy::source::parse_document(std::path::Path::new("d.yaml"), &doc).unwrap();
+        drill.definition().unwrap()
+    }
+
+    fn run(drill: &str, started: u64, outcome: Option<Outcome>) -> Report {
+        Report {
+            drill: drill.into(),
+            target: "app/endpoint/a".into(),
+            policy: Some("app".into()),
+            record: Some("app.example.test.".into()),
+            trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
+            started_at: Timestamp(started),
+            finished_at: outcome.map(|_| Timestamp(started + 5_000)),
+            phase: if outcome.is_some() {
+                Phase::Finished
+            } else {
+                Phase::Restoring { since: Timestamp(started), stages: BTreeMap::new() }
+            },
+            outcome,
+            reason: None,
+            failed: false,
+            steps: Vec::new(),
+            measures: Measures::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_status_summary_names_the_next_scheduled_drill_the_last_result_and_the_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = StandaloneCoordinator::open(dir.path().join("s.json"), "r0").unwrap();
+        let epoch = coordinator.campaign().await.unwrap();
+        // Monday 2024-01-01 12:00 UTC.
+        let now = Timestamp(1_704_110_400_000);
+        let definitions = [
+            definition("daily", Some("daily 13:00-14:00")),
+            definition("weekly", Some("wed 09:00-10:00")),
+            definition("manual", None),
+        ];
+        let empty = summary(&coordinator, &definitions, now).await.unwrap();
+        assert_eq!(
+            empty.next_drill.as_ref().map(|n| (n.drill.as_str(), n.at)),
+            Some(("daily", Timestamp(1_704_114_000_000)))
+        );
+        assert!(empty.last_drill.is_none() && empty.running_drill.is_none());
+
+        store::save(&coordinator, epoch, &run("weekly", 1_000, Some(Outcome::Aborted))).await.unwrap();
+        store::save(&coordinator, epoch, &run("manual", 9_000, None)).await.unwrap();
+        let status = summary(&coordinator, &definitions, now).await.unwrap();
+        let last = status.last_drill.unwrap();
+        assert_eq!((last.drill.as_str(), last.outcome), ("weekly", Some(Outcome::Aborted)));
+        assert_eq!(status.running_drill.unwrap()["drill"], "manual");
+        let json = serde_json::to_value(summary(&coordinator, &definitions, now).await.unwrap()).unwrap();
+        assert!(json.get("nextDrill").is_some() && json.get("lastDrill").is_some(), "{json}");
+    }
+}
