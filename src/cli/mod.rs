@@ -39,7 +39,11 @@ pub enum Command {
         keep_running: bool,
     },
     /// Print the configuration reference (Markdown), as in the README.
-    Reference,
+    Reference {
+        /// Print the metrics table instead.
+        #[arg(long)]
+        metrics: bool,
+    },
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
     /// Failover and leader hand-off rehearsals: list, run, abort, report (exit 3: refused).
@@ -133,8 +137,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Reference => {
-            print!("{}", crate::policy::reference::markdown());
+        Command::Reference { metrics } => {
+            match metrics {
+                true => print!("{}", crate::metrics::Metrics::new().reference_markdown()),
+                false => print!("{}", crate::policy::reference::markdown()),
+            }
             ExitCode::SUCCESS
         }
     }
