@@ -8,7 +8,6 @@
 //! JSON); it is to be folded into the operator commands' admin client.
 
 use crate::drill::report::{Report, Step};
-use crate::drill::schedule::format_utc;
 use crate::policy::duration::format as fmt_duration;
 use crate::time::Timestamp;
 use serde_json::Value;
@@ -186,7 +185,7 @@ fn print_json(value: &Value) {
 }
 
 fn when(value: &Value) -> String {
-    value.as_u64().map_or_else(|| "-".into(), |ms| format_utc(Timestamp(ms)))
+    value.as_u64().map_or_else(|| "-".into(), |ms| Timestamp(ms).rfc3339())
 }
 
 async fn list(client: &Client, output: Output) -> Result<ExitCode, ClientError> {
@@ -399,7 +398,7 @@ fn render(r: &Report) -> String {
         "drill {} ({}{on}), started {} by {} ({trigger})\n",
         r.drill,
         r.target,
-        format_utc(r.started_at),
+        r.started_at.rfc3339(),
         r.trigger.author
     );
     let outcome = r.outcome.map_or("running", |o| o.as_str());
@@ -421,7 +420,7 @@ fn render(r: &Report) -> String {
         .map(|Step { at, step, detail }| {
             let kind = serde_json::to_value(step).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
             let offset = at.since(r.started_at);
-            [format_utc(*at), format!("+{:.1}s", offset.as_secs_f64()), kind, detail.clone()]
+            [at.rfc3339(), format!("+{:.1}s", offset.as_secs_f64()), kind, detail.clone()]
         })
         .collect();
     let mut widths = [4usize, 6, 4];

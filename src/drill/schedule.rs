@@ -286,23 +286,6 @@ pub fn next_run(
     next_start(windows, earliest, length)
 }
 
-/// `at` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for people.
-pub fn format_utc(at: Timestamp) -> String {
-    let seconds = at.as_millis() / 1000;
-    let (days, rest) = ((seconds / 86_400) as i64, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,14 +394,6 @@ mod tests {
         assert_eq!(next_run(&w, spacing, at(2, 0, 0), Some(at(0, 1, 0)), minutes(5)), Some(at(2, 0, 0)));
         let office = windows(&["weekdays 10:00-16:00"]);
         assert_eq!(next_run(&office, spacing, at(4, 11, 0), Some(at(4, 10, 0)), minutes(5)), Some(at(7, 10, 0)));
-    }
-
-    #[test]
-    fn instants_format_as_utc_dates() {
-        assert_eq!(format_utc(Timestamp(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(at(0, 6, 55)), "2024-01-01T06:55:00Z");
-        assert_eq!(format_utc(Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z", "leap day");
-        assert_eq!(format_utc(Timestamp(4_102_444_799_000)), "2099-12-31T23:59:59Z");
     }
 
     #[test]
