@@ -2,6 +2,7 @@
 //! reads inputs, calls the core, prints, and returns an exit code.
 
 mod check;
+mod drill;
 mod plan;
 pub use plan::shutdown_signal;
 mod simulate;
@@ -45,6 +46,8 @@ pub enum Command {
     },
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
+    /// Failover and leader hand-off rehearsals: list, run, abort, report (exit 3: refused).
+    Drill(drill::Args),
 }
 
 /// Options shared by commands that read the controller config.
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run_plan(&args),
         Command::Run(args) => plan::run_once(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Drill(args) => drill::run(&args),
         Command::Demo { keep_running } => {
             let Some(runtime) = runtime() else { return ExitCode::from(1) };
             match runtime.block_on(crate::demo::run(keep_running)) {

@@ -4,11 +4,12 @@
 //! (the status report of [`super::status`], as JSON), `GET /` (the same as an
 //! HTML page for people, [`super::status_page`]),
 //! `GET /v1/plan` (the last plan) and `GET /v1/history[?record=NAME]` (the
-//! applied plans kept in the store, newest last).
+//! applied plans kept in the store, newest last, then the drill runs).
 //! Overrides: `GET /v1/overrides`, and with the bearer token
 //! `POST /v1/overrides[?dryRun=true]` (impact preview; a guard refusal is 409
 //! unless forced) and `DELETE /v1/overrides/{id}`. Overrides go to the store, so a
 //! follower accepts them too (I8). Without a configured token, mutations are off.
+//! Drills: `/v1/drills…`, served by [`crate::drill::api`].
 //! `GET /v1/vantage`: this replica's latest vantage report, which the leader
 //! pulls (see [`super::vantages`]); it needs the bearer token when one is
 //! configured, and without one it is served only on a loopback listener.
@@ -91,6 +92,8 @@ pub struct AdminState {
     pub vantage: watch::Receiver<Arc<VantageReport>>,
     /// This replica's id.
     pub identity: String,
+    /// The drills in force (`/v1/drills…`).
+    pub drills: crate::drill::DrillsView,
     /// Whether the listener is a loopback address: only then is `GET /v1/vantage`
     /// served without a configured token.
     pub loopback: bool,
@@ -109,6 +112,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/history", get(history))
         .route("/v1/overrides", get(list_overrides).post(create_override))
         .route("/v1/overrides/{id}", axum::routing::delete(delete_override))
+        .route("/v1/drills", get(crate::drill::api::list))
+        .route("/v1/drills/{name}/run", axum::routing::post(crate::drill::api::run))
+        .route("/v1/drills/{name}/abort", axum::routing::post(crate::drill::api::abort))
+        .route("/v1/drills/{name}/report", get(crate::drill::api::report))
         .with_state(state)
 }
 
@@ -174,6 +181,10 @@ async fn history(
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
         }
     }
+    match crate::drill::api::history(state.coordinator.as_ref(), query.record.as_deref()).await {
+        Ok(drills) => out.extend(drills),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
+    }
     Json(out).into_response()
 }
 
@@ -214,12 +225,12 @@ async fn vantage(State(state): State<AdminState>, headers: axum::http::HeaderMap
     Json(super::vantages::ServedReportRef { report: &report, served_at }).into_response()
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Checks the bearer token; the error response when it is missing or wrong.
-fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.token else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
@@ -310,27 +321,7 @@ async fn create_override(
         return error(StatusCode::BAD_REQUEST, &e.to_string());
     }
     let preview = state.summary.borrow().preview.clone();
-    let impact = preview.as_ref().map(|p| {
-        let inputs: Vec<crate::planner::PolicyInput<'_>> = p
-            .setup
-            .policies
-            .iter()
-            .zip(&p.weightings)
-            .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
-            .collect();
-        crate::planner::impact(
-            &crate::planner::PlanInput {
-                policies: &inputs,
-                health: &p.health,
-                observed: &p.published,
-                overrides: &p.overrides,
-                state: &p.state,
-                now,
-                seed: now.as_millis(),
-            },
-            &proposed,
-        )
-    });
+    let impact = preview.as_ref().map(|p| p.impact(&proposed, now));
     let refused = impact.as_ref().is_some_and(|i| i.is_refused()) && !proposed.force;
     let body = serde_json::json!({ "override": proposed, "impact": impact, "refused": refused });
     if query.dry_run {
@@ -342,13 +333,7 @@ async fn create_override(
     if refused {
         return (StatusCode::CONFLICT, Json(body)).into_response();
     }
-    let value = serde_json::to_value(&proposed).expect("overrides serialize");
-    let entry = match proposed.expires_at {
-        Some(at) => crate::coord::Entry::expiring(value, at),
-        None => crate::coord::Entry::new(value),
-    };
-    match state.coordinator.put(&Key::new(Space::Overrides, &proposed.id), &entry, crate::coord::Writer::Replica).await
-    {
+    match super::state::put_override(state.coordinator.as_ref(), &proposed).await {
         Ok(()) => {
             tracing::info!(id = %proposed.id, author = %proposed.author, reason = %proposed.reason, "override created");
             (StatusCode::CREATED, Json(body)).into_response()

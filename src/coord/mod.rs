@@ -245,11 +245,23 @@ pub enum Space {
     Vantages,
     /// Plan history, `<record>/<generation>`. Leader only; see [`Coordinator::append_plan`].
     Plans,
+    /// Drill reports, `<drill>/<start>` (the run's state). Leader only.
+    Drills,
+    /// Operator requests to run or abort a drill. Any replica writes (the admin API).
+    DrillRequests,
 }
 
 impl Space {
     /// Every space, in key order.
-    pub const ALL: [Space; 5] = [Space::Overrides, Space::Warmup, Space::Planner, Space::Vantages, Space::Plans];
+    pub const ALL: [Space; 7] = [
+        Space::Overrides,
+        Space::Warmup,
+        Space::Planner,
+        Space::Vantages,
+        Space::Plans,
+        Space::Drills,
+        Space::DrillRequests,
+    ];
 
     /// The path segment used in keys.
     pub fn as_str(self) -> &'static str {
@@ -259,6 +271,8 @@ impl Space {
             Self::Planner => "planner",
             Self::Vantages => "vantages",
             Self::Plans => "plans",
+            Self::Drills => "drills",
+            Self::DrillRequests => "drill-requests",
         }
     }
 
@@ -269,7 +283,7 @@ impl Space {
 
     /// Whether only the leader (fenced by its epoch) may write this space.
     pub fn leader_only(self) -> bool {
-        matches!(self, Self::Warmup | Self::Planner | Self::Plans)
+        matches!(self, Self::Warmup | Self::Planner | Self::Plans | Self::Drills)
     }
 }
 
@@ -579,8 +593,8 @@ mod tests {
     }
 
     #[test]
-    fn overrides_and_vantages_are_the_only_spaces_followers_write() {
+    fn overrides_vantages_and_drill_requests_are_the_only_spaces_followers_write() {
         let open: Vec<Space> = Space::ALL.into_iter().filter(|s| !s.leader_only()).collect();
-        assert_eq!(open, vec![Space::Overrides, Space::Vantages]);
+        assert_eq!(open, vec![Space::Overrides, Space::Vantages, Space::DrillRequests]);
     }
 }
