@@ -2,6 +2,8 @@
 //! reads inputs, calls the core, prints, and returns an exit code.
 
 mod check;
+pub mod client;
+mod operator;
 mod plan;
 pub use plan::shutdown_signal;
 mod simulate;
@@ -41,6 +43,30 @@ pub enum Command {
     Reference,
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
+    /// Leader, epoch and per record: answers, weights, health, warm-up, overrides, held changes.
+    Status(operator::StatusArgs),
+    /// Take an endpoint or pool out of service (impact preview, confirmation; exit 3 if a guard refuses).
+    Drain(operator::DrainArgs),
+    /// Remove the drain of an endpoint or pool.
+    Undrain(operator::UndrainArgs),
+    /// Publish fixed relative weights for a record.
+    Pin(operator::PinArgs),
+    /// Remove a record's pin.
+    Unpin(operator::UnpinArgs),
+    /// Serve a failover record from a pool (through warm-up unless --now).
+    Failover(operator::FailoverArgs),
+    /// Stop automated changes for a record, a provider's records, or all.
+    Freeze(operator::FreezeArgs),
+    /// Resume automated changes.
+    Unfreeze(operator::UnfreezeArgs),
+    /// The audit trail: applied plans and override events, newest first.
+    History(operator::HistoryArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options shared by commands that read the controller config.
@@ -129,6 +155,16 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Status(args) => operator::status(&args),
+        Command::Drain(args) => operator::drain(&args),
+        Command::Undrain(args) => operator::undrain(&args),
+        Command::Pin(args) => operator::pin(&args),
+        Command::Unpin(args) => operator::unpin(&args),
+        Command::Failover(args) => operator::failover(&args),
+        Command::Freeze(args) => operator::freeze(&args),
+        Command::Unfreeze(args) => operator::unfreeze(&args),
+        Command::History(args) => operator::history(&args),
+        Command::Completions { shell } => operator::completions(shell),
         Command::Reference => {
             print!("{}", crate::policy::reference::markdown());
             ExitCode::SUCCESS

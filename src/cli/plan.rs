@@ -116,7 +116,8 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
         );
         let report = enactor.enact(&r.intents).await;
         if report.all_converged() {
-            controller::state::save(coordinator.as_ref(), epoch, &r.plan).await?;
+            let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+            controller::state::save(coordinator.as_ref(), epoch, &r.plan, now).await?;
         }
         coordinator.release().await?;
         anyhow::Ok((r, report))

@@ -298,6 +298,9 @@ impl Controller {
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
+        if let Err(e) = super::audit::expire_overrides(self.coordinator.as_ref(), now).await {
+            tracing::warn!(error = %e, "cannot remove expired overrides; the planner ignores them anyway");
+        }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides, state: planned_from, published } =
             super::plan_round(&setup, &self.providers, &health, &store, now).await?;
@@ -360,7 +363,7 @@ impl Controller {
             overrides,
         });
         if result.all_converged() {
-            state::save(self.coordinator.as_ref(), epoch, &plan).await?;
+            state::save(self.coordinator.as_ref(), epoch, &plan, now).await?;
         }
         self.summary.send_modify(|s| {
             s.rounds += 1;

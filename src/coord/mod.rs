@@ -245,11 +245,15 @@ pub enum Space {
     Vantages,
     /// Plan history, `<record>/<generation>`. Leader only; see [`Coordinator::append_plan`].
     Plans,
+    /// The audit trail of overrides (created, deleted, expired), append-only. Any replica
+    /// writes, because followers accept overrides too (I8); see `controller::audit`.
+    Audit,
 }
 
 impl Space {
     /// Every space, in key order.
-    pub const ALL: [Space; 5] = [Space::Overrides, Space::Warmup, Space::Planner, Space::Vantages, Space::Plans];
+    pub const ALL: [Space; 6] =
+        [Space::Overrides, Space::Warmup, Space::Planner, Space::Vantages, Space::Plans, Space::Audit];
 
     /// The path segment used in keys.
     pub fn as_str(self) -> &'static str {
@@ -259,6 +263,7 @@ impl Space {
             Self::Planner => "planner",
             Self::Vantages => "vantages",
             Self::Plans => "plans",
+            Self::Audit => "audit",
         }
     }
 
@@ -579,8 +584,8 @@ mod tests {
     }
 
     #[test]
-    fn overrides_and_vantages_are_the_only_spaces_followers_write() {
+    fn overrides_vantages_and_the_audit_trail_are_the_only_spaces_followers_write() {
         let open: Vec<Space> = Space::ALL.into_iter().filter(|s| !s.leader_only()).collect();
-        assert_eq!(open, vec![Space::Overrides, Space::Vantages]);
+        assert_eq!(open, vec![Space::Overrides, Space::Vantages, Space::Audit]);
     }
 }
