@@ -182,6 +182,7 @@ fn drains_show_in_dns_and_status_a_fat_finger_is_refused_and_force_never_empties
     // The fat finger: the pool holding 80 % of the capacity. Refused, impact shown, nothing written.
     let (code, stdout, stderr) = text(&lab.veer(&["drain", "pool/big", "--reason", "oops", "--yes"]));
     assert_eq!(code, 3, "a guard refusal exits 3\n{stdout}\n{stderr}");
+    let stdout = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(stdout.contains("drain pool big of app.fat.test."), "{stdout}");
     assert!(stdout.contains("healthy capacity 100%"), "the capacity figures are shown: {stdout}");
     assert!(stdout.contains("REFUSED by guard") && stdout.contains("minCapacityPercent 30%"), "{stdout}");
@@ -218,7 +219,8 @@ fn drains_show_in_dns_and_status_a_fat_finger_is_refused_and_force_never_empties
     assert_eq!((doc["command"].as_str(), doc["applied"].as_bool()), (Some("drain"), Some(true)), "{doc:#}");
     assert!(doc["impact"]["records"][0]["guard_bypassed"].is_string(), "{doc:#}");
     lab.wait_answers(name, &strs(&addresses(&[113])), "the big pool drained by force");
-    let (code, stdout, stderr) = text(&lab.veer(&["drain", "pool/small", "--force", "--reason", "everything", "--yes"]));
+    let (code, stdout, stderr) =
+        text(&lab.veer(&["drain", "pool/small", "--force", "--reason", "everything", "--yes"]));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     std::thread::sleep(Duration::from_secs(3));
     let left = lab.answers(name);
@@ -249,7 +251,10 @@ fn drains_show_in_dns_and_status_a_fat_finger_is_refused_and_force_never_empties
     let times: Vec<u64> = entries.iter().filter_map(|e| e["atMs"].as_u64()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     let (_, table, _) = text(&lab.veer(&["history"]));
-    assert!(table.contains("created   drain app/pool/big") && table.contains("by ci-operator: \"region evacuation\""), "{table}");
+    assert!(
+        table.contains("created   drain app/pool/big") && table.contains("by ci-operator: \"region evacuation\""),
+        "{table}"
+    );
     assert!(!lab.replica.log().contains(TOKEN), "the token is never logged");
 }
 
@@ -312,8 +317,7 @@ fn pin_failover_and_freeze_change_dns_and_bad_targets_and_tokens_fail_with_one_c
     let (code, _, stderr) = text(&lab.veer(&["drain", "s", "--reason", "no ttl", "--ttl", "none", "--yes"]));
     assert!(code == 1 && stderr.contains("--ttl none needs --force"), "{stderr}");
     let closed = free_port();
-    let (code, _, stderr) =
-        text(&lab.veer_env(&["status"], &[("VEER_SERVER", &format!("http://127.0.0.1:{closed}"))]));
+    let (code, _, stderr) = text(&lab.veer_env(&["status"], &[("VEER_SERVER", &format!("http://127.0.0.1:{closed}"))]));
     assert_eq!(code, 1);
     assert_eq!(
         stderr.trim(),
@@ -324,8 +328,9 @@ fn pin_failover_and_freeze_change_dns_and_bad_targets_and_tokens_fail_with_one_c
     );
 
     // failover --to standby --now: the standby serves at once; undoing it is its TTL's job.
-    let (code, stdout, stderr) =
-        text(&lab.veer(&["failover", "web", "--to", "standby", "--now", "--reason", "db move", "--yes", "--ttl", "20s"]));
+    let (code, stdout, stderr) = text(
+        &lab.veer(&["failover", "web", "--to", "standby", "--now", "--reason", "db move", "--yes", "--ttl", "20s"]),
+    );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     lab.wait_answers("web.mix.test.", &["127.0.0.122"], "failed over to the standby");
     let (code, _, stderr) = text(&lab.veer(&["failover", "api", "--to", "east", "--reason", "x", "--yes"]));
@@ -429,7 +434,10 @@ fn in_a_terminal_the_change_waits_for_the_typed_name_a_wrong_one_aborts_and_only
     // A wrong name aborts: exit 1, nothing written.
     tmux.start("wrong", lab.dir.path(), &shell("drain c --reason 'tty test'"));
     let screen = tmux.wait_for("wrong", "Type \"c\" to confirm:");
-    assert!(screen.contains("drain endpoint c of app.tty.test.") && screen.contains("healthy capacity 100% → 80%"), "{screen}");
+    assert!(
+        screen.contains("drain endpoint c of app.tty.test.") && screen.contains("healthy capacity 100% → 80%"),
+        "{screen}"
+    );
     tmux.run(&["send-keys", "-t", "wrong", "b", "Enter"]);
     let screen = tmux.wait_for("wrong", "EXIT=");
     assert!(screen.contains("not confirmed: nothing was changed") && screen.contains("EXIT=1"), "{screen}");

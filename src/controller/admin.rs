@@ -139,7 +139,9 @@ async fn history(
         Some(record) => vec![record.clone()],
         // Every record with a stored history, so that followers answer too.
         None => match state.coordinator.list(Space::Plans, "").await {
-            Ok(entries) => entries.into_iter().filter_map(|(name, _)| Some(name.rsplit_once('/')?.0.to_string())).collect(),
+            Ok(entries) => {
+                entries.into_iter().filter_map(|(name, _)| Some(name.rsplit_once('/')?.0.to_string())).collect()
+            }
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
         },
     };
@@ -383,8 +385,7 @@ async fn delete_override(
     let now = crate::time::Clock::now(&crate::time::SystemClock::default());
     if query.dry_run {
         let live = live_overrides(&state, now).await;
-        let impact =
-            with_last_round(&state, now, live.as_deref(), |input| crate::planner::removal_impact(input, &ids));
+        let impact = with_last_round(&state, now, live.as_deref(), |input| crate::planner::removal_impact(input, &ids));
         let removed: Vec<serde_json::Value> = found.into_iter().map(|e| e.value).collect();
         return match impact {
             Some(impact) => Json(serde_json::json!({ "removed": removed, "impact": impact })).into_response(),

@@ -168,7 +168,10 @@ mod tests {
             "newest first"
         );
         let expired = &trail[0];
-        assert_eq!((expired.at, expired.item.author.as_str(), expired.item.reason.as_str()), (Timestamp(5_000), "ana", "incident 42"));
+        assert_eq!(
+            (expired.at, expired.item.author.as_str(), expired.item.reason.as_str()),
+            (Timestamp(5_000), "ana", "incident 42")
+        );
         let live = coordinator.list(Space::Overrides, "").await.unwrap();
         assert_eq!(live.len(), 1, "only the override without TTL is left");
     }

@@ -65,16 +65,14 @@ impl StateSource {
 
 /// Persists the planner state and the history of the records that changed, as
 /// the leader of `epoch` (fenced at the store). Each history entry is the record's
-/// plan with `at` (when it was applied, ms) and `epoch` added, for the audit trail.
-pub async fn save(coordinator: &dyn Coordinator, epoch: Epoch, plan: &Plan, at: Timestamp) -> Result<(), CoordError> {
+/// plan plus `epoch` and `appliedAt` (`now`, milliseconds), for the audit trail.
+pub async fn save(coordinator: &dyn Coordinator, epoch: Epoch, plan: &Plan, now: Timestamp) -> Result<(), CoordError> {
     let state = serde_json::to_value(&plan.state).expect("planner state serializes");
     coordinator.put(&Key::new(Space::Planner, PLANNER_STATE), &Entry::new(state), Writer::Leader(epoch)).await?;
     for record in plan.records.iter().filter(|r| r.is_changed()) {
         let mut value = serde_json::to_value(record).expect("record plans serialize");
-        if let Some(fields) = value.as_object_mut() {
-            fields.insert("at".into(), serde_json::json!(at));
-            fields.insert("epoch".into(), serde_json::json!(epoch));
-        }
+        value["epoch"] = epoch.0.into();
+        value["appliedAt"] = now.as_millis().into();
         coordinator.append_plan(epoch, record.record.as_str(), record.generation, value, HISTORY_KEEP).await?;
     }
     Ok(())

@@ -20,6 +20,7 @@ struct StoredPlan {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PlanBody {
+    #[serde(rename = "appliedAt")]
     at: Option<Time>,
     epoch: Option<u64>,
     mode: Option<String>,
@@ -90,7 +91,10 @@ fn since(text: &str, now: u64) -> Result<u64, Failure> {
         return Ok(now.saturating_sub(d.as_millis() as u64));
     }
     parse_time(text).ok_or_else(|| {
-        Failure::usage(format!("--since {text}: not a duration or a time"), Some("e.g. --since 2h or --since 2026-11-02"))
+        Failure::usage(
+            format!("--since {text}: not a duration or a time"),
+            Some("e.g. --since 2h or --since 2026-11-02"),
+        )
     })
 }
 

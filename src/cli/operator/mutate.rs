@@ -79,7 +79,11 @@ pub fn failover(args: &FailoverArgs) -> ExitCode {
         let record = target::record(&args.record, &status.records)?;
         if record.routing.as_deref().is_some_and(|r| r != "failover") {
             return Err(Failure::usage(
-                format!("{} uses `routing: {}`; failover applies to failover records", record.name, record.routing.as_deref().unwrap_or("?")),
+                format!(
+                    "{} uses `routing: {}`; failover applies to failover records",
+                    record.name,
+                    record.routing.as_deref().unwrap_or("?")
+                ),
                 Some("drain the pools you want out of service instead"),
             ));
         }
@@ -114,9 +118,11 @@ pub fn undrain(args: &UndrainArgs) -> ExitCode {
     remove("undrain", &args.undo, |status, overrides| {
         let resolved = target::drain_target(&args.target, &status.records)?;
         let wanted = &resolved.target;
-        let drains = |o: &&OverrideView| matches!(&o.action, OverrideAction::Drain { target: t }
+        let drains = |o: &&OverrideView| {
+            matches!(&o.action, OverrideAction::Drain { target: t }
             if t.kind == wanted.kind && t.name == wanted.name
-                && t.policy.as_deref().is_none_or(|p| resolved.record.is_named(p)));
+                && t.policy.as_deref().is_none_or(|p| resolved.record.is_named(p)))
+        };
         let ids: Vec<String> = overrides.iter().filter(drains).map(|o| o.id.clone()).collect();
         if ids.is_empty() {
             // Drained some other way (its pool, or a broader target)? Say which.
@@ -226,7 +232,11 @@ fn author(given: Option<&str>) -> Result<String, Failure> {
 
 /// The client for changes: previews need a replica that led a round, so a
 /// follower hands over to the leader it names.
-async fn change_client(client: AdminClient, server: &super::ServerArgs, status: &Status) -> Result<AdminClient, Failure> {
+async fn change_client(
+    client: AdminClient,
+    server: &super::ServerArgs,
+    status: &Status,
+) -> Result<AdminClient, Failure> {
     let leader = status.leader.as_ref().and_then(|l| l.admin_url.as_deref());
     match (status.role.as_deref(), leader) {
         (Some("leader"), _) | (_, None) => Ok(client),
@@ -256,7 +266,8 @@ fn create(
         return Failure::usage("--ttl none needs --force", Some("give a TTL such as --ttl 8h")).exit();
     }
     if ttl != "none"
-        && let Err(e) = crate::policy::duration::parse(ttl).and_then(|d| if d.is_zero() { Err("must be above 0".into()) } else { Ok(d) })
+        && let Err(e) = crate::policy::duration::parse(ttl)
+            .and_then(|d| if d.is_zero() { Err("must be above 0".into()) } else { Ok(d) })
     {
         return Failure::usage(format!("--ttl {ttl}: {e}"), Some("e.g. --ttl 30m, --ttl 4h")).exit();
     }
@@ -274,16 +285,18 @@ fn create(
         let body = serde_json::json!({
             "action": proposal.action, "reason": reason, "author": author, "ttl": ttl, "force": args.force,
         });
-        let reply = client.call(Method::POST, client.url("/v1/overrides", &[("dryRun", "true")]), Some(&body), &[]).await?;
+        let reply =
+            client.call(Method::POST, client.url("/v1/overrides", &[("dryRun", "true")]), Some(&body), &[]).await?;
         Ok((client, proposal, body, reply.body))
     });
     let (client, proposal, body, preview) = match previewed {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
-    let impact: Impact = preview.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default();
-    let refused =
-        preview.get("refused").and_then(|r| r.as_bool()).unwrap_or(false) || (impact.refusal().is_some() && !args.force);
+    let impact: Impact =
+        preview.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default();
+    let refused = preview.get("refused").and_then(|r| r.as_bool()).unwrap_or(false)
+        || (impact.refusal().is_some() && !args.force);
     let expires = preview.get("override").and_then(|o| o.get("expires_at")).and_then(|e| e.as_u64());
     let mut document = serde_json::json!({
         "command": command, "override": preview.get("override"), "impact": preview.get("impact"),
@@ -298,9 +311,8 @@ fn create(
     if !args.yes && !confirmed(&proposal.summary, &proposal.word) {
         return abort(args.output, &document);
     }
-    let created = block_on(async {
-        Ok(client.call(Method::POST, client.url("/v1/overrides", &[]), Some(&body), &[409]).await?)
-    });
+    let created =
+        block_on(async { Ok(client.call(Method::POST, client.url("/v1/overrides", &[]), Some(&body), &[409]).await?) });
     match created {
         Err(f) => f.exit(),
         Ok(reply) if reply.status == 409 => {
@@ -317,7 +329,12 @@ fn create(
             document["override"] = reply.body.get("override").cloned().unwrap_or_default();
             match args.output {
                 Output::Json => println!("{document:#}"),
-                Output::Table => println!("{} override {id}: {}, {}", style.green("created"), proposal.summary, expiry(expires, now_ms())),
+                Output::Table => println!(
+                    "{} override {id}: {}, {}",
+                    style.green("created"),
+                    proposal.summary,
+                    expiry(expires, now_ms())
+                ),
             }
             ExitCode::SUCCESS
         }
@@ -355,7 +372,8 @@ fn remove(
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
-    let impact: Impact = preview.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default();
+    let impact: Impact =
+        preview.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default();
     let mut document = serde_json::json!({
         "command": command, "removed": preview.get("removed"), "impact": preview.get("impact"), "applied": false,
     });
@@ -469,7 +487,13 @@ pub fn impact_text(impact: &Impact, force: bool, style: Style) -> String {
     }
     for r in &impact.records {
         out.push_str(&format!("\n  {}  {}\n", style.bold(&r.record), style.dim(&format!("policy {}", r.policy))));
-        out.push_str(&format!("    {} {} {:>14}   {:>14}\n", fit("ENDPOINT", 14), fit("ADDRESS", 16), "BEFORE", "AFTER"));
+        out.push_str(&format!(
+            "    {} {} {:>14}   {:>14}\n",
+            fit("ENDPOINT", 14),
+            fit("ADDRESS", 16),
+            "BEFORE",
+            "AFTER"
+        ));
         let mut ids: Vec<(&str, &str)> = Vec::new();
         for a in r.before.iter().chain(&r.after) {
             if !ids.iter().any(|(id, _)| *id == a.endpoint) {
@@ -486,7 +510,13 @@ pub fn impact_text(impact: &Impact, force: bool, style: Style) -> String {
             let (before, after) = (cell(&r.before), cell(&r.after));
             let arrow = if before == after { " " } else { "→" };
             let after_cell = format!("{after:>14}");
-            let after_cell = if after == "—" { style.red(&after_cell) } else if before != after { style.yellow(&after_cell) } else { after_cell };
+            let after_cell = if after == "—" {
+                style.red(&after_cell)
+            } else if before != after {
+                style.yellow(&after_cell)
+            } else {
+                after_cell
+            };
             out.push_str(&format!("    {} {} {before:>14} {arrow} {after_cell}\n", fit(id, 14), fit(address, 16)));
         }
         let capacity = format!(

@@ -109,7 +109,8 @@ fn header(out: &mut String, status: &Status, style: Style, now: u64) {
             .vantages
             .iter()
             .map(|v| {
-                let age = v.report_age_ms.map(|ms| format!(" {}", short(Duration::from_millis(ms)))).unwrap_or_default();
+                let age =
+                    v.report_age_ms.map(|ms| format!(" {}", short(Duration::from_millis(ms)))).unwrap_or_default();
                 match v.fresh {
                     Some(false) => style.red(&format!("{} stale{age}", v.id)),
                     _ => format!("{}{age}", v.id),
@@ -162,17 +163,8 @@ fn render_record(out: &mut String, r: &RecordStatus, style: Style, now: u64) {
         let text = format!("FROZEN ({scope}) by {who}: \"{why}\", {}", expiry(f.expires_at.map(|t| t.0), now));
         let _ = writeln!(out, "  {}", style.yellow(&text));
     }
-    let _ = writeln!(
-        out,
-        "  {} {} {} {} {:>6} {:>7} {}",
-        fit("ENDPOINT", 12),
-        fit("POOL", 10),
-        fit("ADDRESS", 15),
-        fit("HEALTH", 9),
-        "WEIGHT",
-        "DESIRED",
-        "WARM-UP"
-    );
+    let columns = format!("{} {} {} {}", fit("ENDPOINT", 12), fit("POOL", 10), fit("ADDRESS", 15), fit("HEALTH", 9));
+    let _ = writeln!(out, "  {columns} WEIGHT DESIRED WARM-UP");
     for e in &r.endpoints {
         endpoint_line(out, e, style);
     }
@@ -208,7 +200,8 @@ fn endpoint_line(out: &mut String, e: &EndpointStatus, style: Style) {
                 _ => String::new(),
             };
             let percent = w.percent.map(|p| format!(" {p:.0}%")).unwrap_or_default();
-            let next = w.next_stage_in_ms.map(|ms| format!(" {}", short(Duration::from_millis(ms)))).unwrap_or_default();
+            let next =
+                w.next_stage_in_ms.map(|ms| format!(" {}", short(Duration::from_millis(ms)))).unwrap_or_default();
             format!("{stage}{percent}{next}")
         })
         .unwrap_or_default();
@@ -225,7 +218,8 @@ fn endpoint_line(out: &mut String, e: &EndpointStatus, style: Style) {
 
 fn override_lines(out: &mut String, o: &OverrideView, style: Style, now: u64) {
     let forced = if o.force { style.red(" [forced]") } else { String::new() };
-    let _ = writeln!(out, "  {} {}{forced}  {}", style.yellow("override"), describe_action(&o.action), style.dim(&o.id));
+    let _ =
+        writeln!(out, "  {} {}{forced}  {}", style.yellow("override"), describe_action(&o.action), style.dim(&o.id));
     let _ = writeln!(out, "    by {}: \"{}\" · {}", o.author, o.reason, expiry(o.expires_at.map(|t| t.0), now));
 }
 
