@@ -133,7 +133,8 @@ impl Lab {
             seen = self.answers(name);
             seen == expected
         });
-        assert!(ok, "{what}: expected {expected:?}, dig shows {seen:?}\n{}", self.replica.log());
+        let status = String::from_utf8_lossy(&self.veer(&["status"]).stdout).into_owned();
+        assert!(ok, "{what}: expected {expected:?}, dig shows {seen:?}\n{status}\n{}", self.replica.log());
     }
 
     /// Stops the backend of 127.0.0.`octet` (its TCP check fails from then on).

@@ -3,7 +3,7 @@
 //! override events (created, deleted, expired: who, why, when, until when).
 
 use super::model::{OverrideView, Time};
-use super::term::{Style, expiry, now_ms, parse_time, rfc3339};
+use super::term::{Style, now_ms, parse_time, rfc3339};
 use super::{AdminClient, Failure, HistoryArgs, Output, block_on, concerns, describe_action, fetch_status, target};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
@@ -160,7 +160,7 @@ pub fn run(args: &HistoryArgs) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let _ = match args.output {
         Output::Json => writeln!(stdout, "{:#}", serde_json::json!({ "entries": entries })),
-        Output::Table => write!(stdout, "{}", render(&entries, Style::for_stdout(), now)),
+        Output::Table => write!(stdout, "{}", render(&entries, Style::for_stdout())),
     };
     ExitCode::SUCCESS
 }
@@ -171,7 +171,7 @@ fn parse<T: serde::de::DeserializeOwned>(client: &AdminClient, value: serde_json
     })
 }
 
-fn render(entries: &[Entry], style: Style, now: u64) -> String {
+fn render(entries: &[Entry], style: Style) -> String {
     let mut out = String::new();
     if entries.is_empty() {
         out.push_str("no history yet\n");
@@ -204,7 +204,9 @@ fn render(entries: &[Entry], style: Style, now: u64) -> String {
                 let why = reason.as_deref().map(|r| format!(": \"{r}\"")).unwrap_or_default();
                 let mut detail = format!("    by {by}{why}");
                 if let Some(o) = parsed.as_ref().filter(|_| event == "created") {
-                    detail.push_str(&format!(" · {}", expiry(o.expires_at.map(|t| t.0), now)));
+                    let until =
+                        o.expires_at.map_or_else(|| "no expiry".to_string(), |t| format!("until {}", rfc3339(t.0)));
+                    detail.push_str(&format!(" · {until}"));
                     if o.force {
                         detail.push_str(" · forced");
                     }
@@ -251,9 +253,9 @@ mod tests {
                 changes: vec![Change { endpoint: "b".into(), from: Some(255), to: None, reason: "b drained".into() }],
             },
         ];
-        let text = render(&entries, Style::plain(), 2_000);
+        let text = render(&entries, Style::plain());
         assert!(text.contains("1970-01-01T00:00:01Z  created   freeze all  o-1"), "{text}");
-        assert!(text.contains("by ana: \"incident 7\" · expires in 59m58s"), "{text}");
+        assert!(text.contains("by ana: \"incident 7\" · until 1970-01-01T01:00:00Z"), "{text}");
         assert!(text.contains("plan      app.ops.test. generation 3, epoch 2"), "{text}");
         assert!(text.contains("b 255 → —: b drained"), "{text}");
         let json = serde_json::to_value(&entries).unwrap();

@@ -220,14 +220,27 @@ fn freeze_scope(args: &FreezeScopeArgs, status: &Status) -> Result<(FreezeScope,
     }
 }
 
-/// Who is acting: `--author`/`VEER_AUTHOR`, else the OS user.
+/// Who is acting: `--author`/`VEER_AUTHOR`, else the OS user (`USER`, `LOGNAME`,
+/// or the name of this process's uid in /etc/passwd).
 fn author(given: Option<&str>) -> Result<String, Failure> {
     given
         .map(str::to_string)
         .or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok()))
+        .or_else(os_user)
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .ok_or_else(|| Failure::usage("cannot tell who you are", Some("pass --author NAME or set VEER_AUTHOR")))
+}
+
+/// The name of this process's uid, from /etc/passwd.
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+    })
 }
 
 /// The client for changes: previews need a replica that led a round, so a
@@ -285,16 +298,27 @@ fn create(
         let body = serde_json::json!({
             "action": proposal.action, "reason": reason, "author": author, "ttl": ttl, "force": args.force,
         });
-        let reply =
-            client.call(Method::POST, client.url("/v1/overrides", &[("dryRun", "true")]), Some(&body), &[]).await?;
-        Ok((client, proposal, body, reply.body))
+        let dry_run = client.url("/v1/overrides", &[("dryRun", "true")]);
+        let preview = client.call(Method::POST, dry_run.clone(), Some(&body), &[]).await?.body;
+        // Refused: also ask what it would do if forced, to show the real impact.
+        let refused = preview.get("refused").and_then(|r| r.as_bool()).unwrap_or(false);
+        let if_forced = if refused {
+            let mut forced = body.clone();
+            forced["force"] = true.into();
+            Some(client.call(Method::POST, dry_run, Some(&forced), &[]).await?.body)
+        } else {
+            None
+        };
+        Ok((client, proposal, body, preview, if_forced))
     });
-    let (client, proposal, body, preview) = match previewed {
+    let (client, proposal, body, preview, if_forced) = match previewed {
         Ok(p) => p,
         Err(f) => return f.exit(),
     };
-    let impact: Impact =
-        preview.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default();
+    let impact_of = |doc: &serde_json::Value| -> Impact {
+        doc.get("impact").cloned().and_then(|i| serde_json::from_value(i).ok()).unwrap_or_default()
+    };
+    let impact = impact_of(&preview);
     let refused = preview.get("refused").and_then(|r| r.as_bool()).unwrap_or(false)
         || (impact.refusal().is_some() && !args.force);
     let expires = preview.get("override").and_then(|o| o.get("expires_at")).and_then(|e| e.as_u64());
@@ -302,11 +326,18 @@ fn create(
         "command": command, "override": preview.get("override"), "impact": preview.get("impact"),
         "refused": refused, "applied": false,
     });
+    let shown = match &if_forced {
+        Some(forced) => {
+            document["impactIfForced"] = forced.get("impact").cloned().unwrap_or_default();
+            refused_view(&impact, &impact_of(forced))
+        }
+        None => impact.clone(),
+    };
     // The preview goes where the operator reads it: stdout for tables, stderr beside JSON.
-    let text = preview_text(&proposal.summary, &author, reason, expires, &impact, args.force, style);
+    let text = preview_text(&proposal.summary, &author, reason, expires, &shown, args.force, style);
     show(args.output, &text);
     if refused {
-        return refuse(args.output, &document, &impact);
+        return refuse(args.output, &document, &shown);
     }
     if !args.yes && !confirmed(&proposal.summary, &proposal.word) {
         return abort(args.output, &document);
@@ -439,6 +470,25 @@ fn abort(output: Output, document: &serde_json::Value) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// What a refused change would do if forced, each record marked with the guard
+/// that refuses it: the answers and capacity the operator would be left with.
+fn refused_view(refused: &Impact, forced: &Impact) -> Impact {
+    let mut records: Vec<super::model::RecordImpact> = forced
+        .records
+        .iter()
+        .map(|f| {
+            let refusal = refused.records.iter().find(|r| r.record == f.record).and_then(|r| r.refused_by.clone());
+            super::model::RecordImpact { refused_by: refusal, guard_bypassed: None, ..f.clone() }
+        })
+        .collect();
+    for r in &refused.records {
+        if !records.iter().any(|f| f.record == r.record) {
+            records.push(r.clone());
+        }
+    }
+    Impact { records }
+}
+
 /// Exit 3 with the guard's reason and the capacity figures.
 fn refuse(output: Output, document: &serde_json::Value, impact: &Impact) -> ExitCode {
     if output == Output::Json {
@@ -446,16 +496,17 @@ fn refuse(output: Output, document: &serde_json::Value, impact: &Impact) -> Exit
     }
     let message = match impact.refusal() {
         Some(r) => format!(
-            "{} ({}: healthy capacity now {:.0}%)",
+            "{} ({}: healthy capacity {:.0}% → {:.0}%)",
             r.refused_by.as_deref().unwrap_or("refused by a guard"),
             r.record,
-            r.healthy_capacity_percent_before
+            r.healthy_capacity_percent_before,
+            r.healthy_capacity_percent_after
         ),
         None => "refused by a guard".to_string(),
     };
     super::super::error_line(
         &message,
-        Some("drain less, or pass --force with --reason to go below minCapacityPercent (a record is never emptied)"),
+        Some("drain less, or pass --force with --reason to go below the guard; a record is never emptied"),
     );
     ExitCode::from(REFUSED)
 }

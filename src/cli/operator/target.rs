@@ -221,7 +221,8 @@ pub fn drain_target<'r>(text: &str, records: &'r [RecordStatus]) -> Result<Resol
             Err(Unresolved::new(format!("no {kind} `{}`", parsed.name), hint))
         }
         many => {
-            let forms: Vec<String> = many.iter().map(|r| qualified(r)).collect();
+            let mut forms: Vec<String> = many.iter().map(|r| qualified(r)).collect();
+            forms.sort();
             Err(Unresolved::new(
                 format!("`{text}` is ambiguous: it is in {} records", many.len()),
                 Some(format!("name one: {}", forms.join(", "))),
