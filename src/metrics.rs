@@ -70,6 +70,14 @@ pub struct Metrics {
     pub policy_reload_ok: Gauges,
     /// Active operator overrides by `kind="drain|pin|freeze|failover"`.
     pub overrides_active: Gauges,
+    /// The leader's pulls of other replicas' vantage reports, per `vantage` and
+    /// `outcome="ok|timeout|unreachable|unauthorized|error|invalid"`.
+    pub vantage_fetches: Counters,
+    /// Vantages whose latest report is fresh, as this replica sees them (the
+    /// leader counts every replica it pulls; a follower only itself).
+    pub vantages_fresh: Gauges,
+    /// Age of each vantage's latest report on this replica's clock.
+    pub vantage_report_age: FloatGauges,
     registry: std::sync::Arc<Registry>,
     catalogue: std::sync::Arc<Vec<String>>,
 }
@@ -138,6 +146,9 @@ impl Metrics {
             policy_reloads: Counters::default(),
             policy_reload_ok: Gauges::default(),
             overrides_active: Gauges::default(),
+            vantage_fetches: Counters::default(),
+            vantages_fresh: Gauges::default(),
+            vantage_report_age: FloatGauges::default(),
             registry: Default::default(),
             catalogue: Default::default(),
         };
@@ -165,6 +176,9 @@ impl Metrics {
         c.add("policy_reloads", "Policy reloads by outcome", None, "counter", &m.policy_reloads);
         c.add("policy_reload_ok", "1 when the last policy reload succeeded", None, "gauge", &m.policy_reload_ok);
         c.add("overrides_active", "Active operator overrides by kind", None, "gauge", &m.overrides_active);
+        c.add("vantage_fetches", "Vantage report pulls by vantage and outcome", None, "counter", &m.vantage_fetches);
+        c.add("vantages_fresh", "Vantages with a fresh report", None, "gauge", &m.vantages_fresh);
+        c.add("vantage_report_age", "Age of each vantage's latest report", secs(), "gauge", &m.vantage_report_age);
         Self { registry: std::sync::Arc::new(c.registry), catalogue: std::sync::Arc::new(c.names), ..m }
     }
 

@@ -378,6 +378,7 @@ fn env_of(r: &Rendering) -> Environment {
             (Some(v), _) => v.to_string(),
             (None, Some("metadata.name")) => "veer-test-0".to_string(),
             (None, Some("metadata.namespace")) => namespace.clone(),
+            (None, Some("status.podIP")) => "10.1.2.3".to_string(),
             other => panic!("{}: unexpected env source for {name}: {other:?}", r.name),
         };
         env.insert(name, value);
@@ -397,6 +398,7 @@ fn each_overlay_selects_its_coordination_backend_in_a_config_veer_accepts() {
         let c = &loaded.config;
         assert_eq!(loaded.vantage(), "veer-test-0", "{}: the vantage is the pod name", r.name);
         assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9090", "{}", r.name);
+        assert_eq!(loaded.admin_url().as_deref(), Some("http://10.1.2.3:9090"), "{}: advertised pod address", r.name);
         let token = c.admin.token_file.as_ref().map(|t| t.value.clone()).expect("admin.tokenFile");
         assert_mounted(r, &token, "veer-admin-token");
         match r.name.as_str() {

@@ -8,6 +8,7 @@
 //! environment variable. Secrets are only ever named (a file or a variable),
 //! never written inline: there is no field that could hold one.
 
+mod admin_url;
 mod env;
 
 use crate::policy::diagnostic::{Diagnostic, Findings};
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use veer_provider::RecordName;
 
+pub use admin_url::{AdminUrl, AdminUrlError};
 pub use env::{apply_environment, expand_variables};
 
 /// Environment variables, as a sorted map (tests pass their own).
@@ -66,6 +68,12 @@ pub struct AdminConfig {
     /// Environment variable holding the bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<Spanned<String>>,
+    /// The URL other replicas reach this admin API at (`http://HOST:PORT`); the
+    /// leader fetches this replica's vantage report from it. Default: derived from
+    /// `listen` when that is a concrete address; required with a shared backend
+    /// when `listen` is `0.0.0.0`/`[::]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_url: Option<Spanned<String>>,
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -74,7 +82,7 @@ fn default_admin_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin_listen(), token_file: None, token_env: None }
+        Self { listen: default_admin_listen(), token_file: None, token_env: None, advertise_url: None }
     }
 }
 
@@ -307,6 +315,18 @@ impl LoadedConfig {
         self.config.vantage.as_ref().map(|v| v.value.clone()).unwrap_or_else(host_name)
     }
 
+    /// The URL other replicas reach this replica's admin API at: `admin.advertiseUrl`,
+    /// else `http://` + `admin.listen` when that is a concrete address; `None`
+    /// when listening on every address without an advertised URL.
+    pub fn admin_url(&self) -> Option<String> {
+        let admin = &self.config.admin;
+        match &admin.advertise_url {
+            Some(url) => Some(url.value.trim_end_matches('/').to_string()),
+            None if admin.listen.ip().is_unspecified() => None,
+            None => Some(format!("http://{}", admin.listen)),
+        }
+    }
+
     /// The standalone state file, relative paths taken from the config's folder.
     pub fn state_file(&self) -> PathBuf {
         let file = self.config.coordination.state_file.clone().unwrap_or_else(|| "veer-state.json".into());
@@ -415,8 +435,32 @@ fn check(config: &ControllerConfig, f: &mut Findings<'_>) {
     if let (Some(file), Some(_)) = (&config.admin.token_file, &config.admin.token_env) {
         f.error(file, "give admin.tokenFile or admin.tokenEnv, not both");
     }
+    check_advertise_url(config, f);
     for (name, provider) in &config.providers {
         check_provider(name, provider, f);
+    }
+}
+
+/// `admin.advertiseUrl` is a plain `http://HOST[:PORT]` (the admin API serves
+/// HTTP), and replicas sharing a store must be reachable by the leader.
+fn check_advertise_url(config: &ControllerConfig, f: &mut Findings<'_>) {
+    let admin = &config.admin;
+    match &admin.advertise_url {
+        Some(url) => {
+            if let Err(why) = AdminUrl::parse(&url.value) {
+                f.error(url, format!("admin.advertiseUrl: {why}"));
+            }
+        }
+        None if admin.listen.ip().is_unspecified() && config.coordination.backend != Backend::Standalone => f.error(
+            &config.kind,
+            format!(
+                "admin.advertiseUrl is required when admin.listen is {} with a shared coordination backend: \
+                 the leader fetches each replica's vantage report from it (e.g. `advertiseUrl: http://${{POD_IP}}:{}`)",
+                admin.listen,
+                admin.listen.port()
+            ),
+        ),
+        None => {}
     }
 }
 
@@ -606,6 +650,29 @@ providers:
         );
         assert!(lines.iter().any(|l| l.contains("needs `server`")), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("needs `tsig`")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_advertised_admin_url_is_derived_from_a_concrete_listen_address_or_required() {
+        let c = parse_with(&format!("{TEXT}admin: {{ listen: 127.0.0.2:9191 }}\n"), &[]).unwrap();
+        assert_eq!(c.admin_url().as_deref(), Some("http://127.0.0.2:9191"));
+        let c = parse_with(&format!("{TEXT}admin: {{ listen: \"[::1]:9191\" }}\n"), &[]).unwrap();
+        assert_eq!(c.admin_url().as_deref(), Some("http://[::1]:9191"));
+        let everywhere = format!("{TEXT}admin: {{ listen: 0.0.0.0:9090 }}\n");
+        assert_eq!(parse_with(&everywhere, &[]).unwrap().admin_url(), None, "standalone needs none");
+        let shared =
+            [("VEER_COORDINATION__BACKEND", "etcd"), ("VEER_COORDINATION__ETCD__ENDPOINTS", "[http://e:2379]")];
+        let errors = parse_with(&everywhere, &shared).unwrap_err();
+        assert!(errors[0].message.starts_with("admin.advertiseUrl is required when admin.listen is 0.0.0.0:9090"));
+        assert!(errors[0].message.contains("http://${POD_IP}:9090"), "{errors:?}");
+        let advertised = format!("{TEXT}admin: {{ listen: 0.0.0.0:9090, advertiseUrl: \"http://${{IP}}:9090/\" }}\n");
+        let c =
+            parse_with(&advertised, &[("IP", "10.1.2.3")].iter().copied().chain(shared).collect::<Vec<_>>()).unwrap();
+        assert_eq!(c.admin_url().as_deref(), Some("http://10.1.2.3:9090"));
+        let https = format!("{TEXT}admin: {{ advertiseUrl: \"https://veer-0:9090\" }}\n");
+        let errors = parse_with(&https, &[]).unwrap_err();
+        assert_eq!(errors[0].line, 11, "{errors:?}");
+        assert!(errors[0].message.contains("must start with http://"), "{errors:?}");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! the store, so a follower accepts them too (I8); each creation and deletion is
 //! appended to the audit trail, read with `GET /v1/history/overrides` (newest
 //! first). Without a configured token, mutations are off.
+//! `GET /v1/vantage`: this replica's latest vantage report, which the leader
+//! pulls (see [`super::vantages`]); it needs the bearer token when one is
+//! configured, and without one it is served only on a loopback listener.
 
 use super::run::RoundSummary;
 use crate::coord::{Coordinator, Key, Space};
@@ -36,11 +39,25 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// A token from its text (trimmed by the caller).
+    pub(crate) fn new(text: String) -> Self {
+        Self(Arc::new(text))
+    }
+
     /// Compares in constant time (for equal lengths), so response timing does not
     /// reveal how much of a guess was right.
     fn matches(&self, given: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// The `Authorization` header value for requests to other replicas, marked
+    /// sensitive so that HTTP tooling never prints it.
+    pub(crate) fn authorization(&self) -> axum::http::HeaderValue {
+        let mut value = axum::http::HeaderValue::try_from(format!("Bearer {}", self.0))
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
     }
 }
 
@@ -58,7 +75,7 @@ pub fn load_token(config: &crate::config::LoadedConfig) -> anyhow::Result<Option
     } else {
         None
     };
-    Ok(text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).map(|t| Token(Arc::new(t))))
+    Ok(text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).map(Token::new))
 }
 
 /// What the handlers read: snapshots only, never the controller's internals.
@@ -76,6 +93,9 @@ pub struct AdminState {
     pub vantage: watch::Receiver<Arc<VantageReport>>,
     /// This replica's id.
     pub identity: String,
+    /// Whether the listener is a loopback address: only then is `GET /v1/vantage`
+    /// served without a configured token.
+    pub loopback: bool,
 }
 
 /// The router.
@@ -85,6 +105,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
+        .route("/v1/vantage", get(vantage))
         .route("/v1/plan", get(plan))
         .route("/v1/history", get(history))
         .route("/v1/history/overrides", get(override_history))
@@ -184,7 +205,29 @@ async fn status(State(state): State<AdminState>) -> Json<serde_json::Value> {
         "policyReloadError": summary.reload_error,
         "plan": summary.plan,
         "vantage": vantage,
+        "vantages": summary.vantages,
     }))
+}
+
+/// This replica's latest vantage report, for the leader's pull.
+async fn vantage(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> Response {
+    match &state.token {
+        Some(token) => {
+            if let Err(denied) = check_bearer(token, &headers) {
+                return *denied;
+            }
+        }
+        None if state.loopback => {}
+        None => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "GET /v1/vantage needs admin.tokenFile or admin.tokenEnv when admin.listen is not a loopback address",
+            );
+        }
+    }
+    let report = state.vantage.borrow().clone();
+    let served_at = crate::time::Clock::now(&crate::time::SystemClock::default());
+    Json(super::vantages::ServedReportRef { report: &report, served_at }).into_response()
 }
 
 async fn override_history(State(state): State<AdminState>) -> Response {
@@ -206,6 +249,11 @@ fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), 
             "mutations are disabled: set admin.tokenFile or admin.tokenEnv",
         )));
     };
+    check_bearer(token, headers)
+}
+
+/// 401 unless the `Authorization: Bearer` header holds `token`.
+fn check_bearer(token: &Token, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

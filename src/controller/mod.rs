@@ -8,6 +8,7 @@ pub mod providers;
 pub mod round;
 pub mod run;
 pub mod state;
+pub mod vantages;
 
 use crate::config::{self, LoadedConfig};
 use crate::coord::{self as coordination, Coordinator};

@@ -4,11 +4,13 @@
 //! persist. Every round re-reads the providers: state is observed, not
 //! remembered (SPEC §2, §8).
 //!
-//! This build combines this replica's own vantage only; the exchange of vantage
-//! reports between replicas over the admin API is a later step.
+//! Every replica registers in the store's vantage registry; the leader pulls
+//! the others' reports over the admin API and combines them with its own
+//! (see [`super::vantages`]).
 
 use super::providers::{self, ProviderSet};
 use super::state::{self, StateSource};
+use super::vantages::{self, Exchange};
 use super::{Planned, Setup};
 use crate::coord::{Coordinator, Epoch, Leadership};
 use crate::enactor::{Enactor, LeaderFence, Outcome};
@@ -38,6 +40,9 @@ pub struct RoundSummary {
     pub reload_error: Option<String>,
     /// What the last round planned from, for override impact previews.
     pub preview: Option<Arc<PreviewInputs>>,
+    /// Every vantage this replica knows (itself first), with freshness; the
+    /// leader lists every registered replica, a follower only itself.
+    pub vantages: Vec<super::vantages::VantageStatus>,
 }
 
 /// The inputs of the last round, so that an override's impact can be previewed
@@ -88,6 +93,10 @@ pub struct Controller {
     providers: ProviderSet,
     coordinator: Arc<dyn Coordinator>,
     vantage: Vantage,
+    /// The registry entry and, while leading, the other replicas' reports.
+    exchange: Arc<Exchange>,
+    /// The admin bearer token (also sent with the leader's pulls).
+    token: Option<super::admin::Token>,
     clock: Arc<dyn Clock>,
     summary: watch::Sender<RoundSummary>,
     metrics: Metrics,
@@ -123,10 +132,29 @@ impl crate::health::prober::Prober for MeteredProber {
     }
 }
 
-/// The reconcile period: the shortest probe interval of the policies, within [250 ms, 5 s].
-fn reconcile_period(setup: &Setup) -> Duration {
+/// The shortest probe interval of the policies (1 s without policies).
+fn shortest_interval(setup: &Setup) -> Duration {
     let shortest = setup.policies.iter().map(|p| p.policy.spec.health_check.interval()).min();
-    shortest.unwrap_or(Duration::from_secs(1)).clamp(Duration::from_millis(250), Duration::from_secs(5))
+    shortest.unwrap_or(Duration::from_secs(1))
+}
+
+/// The reconcile period, also the leader's pull period: the shortest probe
+/// interval, within [250 ms, 5 s].
+fn reconcile_period(setup: &Setup) -> Duration {
+    shortest_interval(setup).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// How long a vantage report counts as fresh for status: as the combiner
+/// judges it, for the shortest probe interval.
+fn fresh_for(setup: &Setup) -> Duration {
+    shortest_interval(setup) * crate::health::combine::FRESH_INTERVALS
+}
+
+/// How often the prober republishes its report: half the shortest interval,
+/// within [100 ms, 1 s], so that a report is never older than a fraction of
+/// the combiner's freshness window when the leader reads or pulls it.
+fn publish_every(setup: &Setup) -> Duration {
+    (shortest_interval(setup) / 2).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 impl Controller {
@@ -143,15 +171,34 @@ impl Controller {
             vantage: setup.config.vantage(),
             records: record_names(&setup),
         });
-        let vantage =
-            Vantage::start_with_prober(setup.config.vantage(), clock.clone(), VantageOptions::default(), prober);
+        let options = VantageOptions { publish_every: publish_every(&setup), ..VantageOptions::default() };
+        let vantage = Vantage::start_with_prober(setup.config.vantage(), clock.clone(), options, prober);
         vantage.replace_policies(&setup.policies);
         // Policies are loaded once at start in this build: report that load.
         metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
         metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
         let (summary, _) = watch::channel(RoundSummary::default());
+        let token = super::admin::load_token(&setup.config)?;
+        let exchange = Arc::new(Exchange::new(
+            setup.config.vantage(),
+            setup.config.admin_url(),
+            token.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ));
         let setup = std::sync::RwLock::new(Arc::new(setup));
-        Ok(Self { setup, providers, coordinator, vantage, clock, summary, metrics, budget_waited: Default::default() })
+        Ok(Self {
+            setup,
+            providers,
+            coordinator,
+            vantage,
+            exchange,
+            token,
+            clock,
+            summary,
+            metrics,
+            budget_waited: Default::default(),
+        })
     }
 
     /// The policies in force.
@@ -206,16 +253,16 @@ impl Controller {
     /// Serves the admin API on the configured listener until the controller stops.
     pub async fn serve_admin(&self) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let token = super::admin::load_token(&self.setup().config)?;
+        let listen = self.setup().config.config.admin.listen;
         let state = super::admin::AdminState {
-            token,
+            token: self.token.clone(),
             metrics: self.metrics.clone(),
             coordinator: self.coordinator.clone(),
             summary: self.summary.subscribe(),
             vantage: self.vantage.subscribe(),
             identity: self.coordinator.identity().to_string(),
+            loopback: listen.ip().is_loopback(),
         };
-        let listen = self.setup().config.config.admin.listen;
         super::admin::serve(listen, state, async {
             let _ = stopped.await;
         })
@@ -235,7 +282,27 @@ impl Controller {
         let mut combiner = CombinerState::default();
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
+        let (pull_period, pull_period_seen) = watch::channel(period);
+        // One standalone process has no other vantage to exchange with.
+        let shared = self.setup().config.config.coordination.backend != crate::config::Backend::Standalone;
+        let exchange_tasks = shared.then(|| {
+            [
+                tokio::spawn(vantages::keep_registered(
+                    self.exchange.clone(),
+                    self.coordinator.clone(),
+                    crate::coord::Jitter::from_entropy(),
+                )),
+                tokio::spawn(vantages::pull_while_leading(
+                    self.exchange.clone(),
+                    self.coordinator.clone(),
+                    pull_period_seen,
+                    crate::coord::Jitter::from_entropy(),
+                )),
+            ]
+        });
         loop {
+            pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
+            self.publish_vantages();
             let epoch = self.coordinator.leadership().borrow().epoch();
             self.metrics.leader.get_or_create(&vec![]).set(i64::from(epoch.is_some()));
             if let Some(e) = epoch {
@@ -282,6 +349,12 @@ impl Controller {
         if let Some(c) = campaign {
             c.abort();
         }
+        if let Some(tasks) = exchange_tasks {
+            tasks.iter().for_each(|t| t.abort());
+            if let Err(e) = self.exchange.deregister(self.coordinator.as_ref()).await {
+                tracing::warn!(error = %e, "cannot remove this replica from the vantage registry; it ages out");
+            }
+        }
         tracing::info!("shutting down: releasing leadership after in-flight writes");
         self.coordinator.release().await?;
         Ok(())
@@ -291,10 +364,12 @@ impl Controller {
         let now = self.clock.now();
         let setup = self.setup();
         let policies: Vec<_> = setup.policies.iter().map(|p| &p.policy).collect();
-        let report = self.vantage.report();
-        let (health, next) = combine(&policies, std::slice::from_ref(&*report), combiner, now);
+        let own = self.vantage.report();
+        let mut reports = vec![(*own).clone()];
+        reports.extend(self.exchange.reports().into_iter().filter(|r| r.vantage != own.vantage));
+        let (health, next) = combine(&policies, &reports, combiner, now);
         *combiner = next;
-        self.record_health(&report, &health, combiner);
+        self.record_health(&reports, &health, combiner);
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
@@ -445,10 +520,17 @@ impl Controller {
         }
     }
 
-    /// Health gauges: this vantage's verdicts and the combined view.
+    /// Every known vantage with its freshness, into the summary and the gauges.
+    fn publish_vantages(&self) {
+        let statuses = self.exchange.statuses(&self.vantage.report(), self.clock.now(), fresh_for(&self.setup()));
+        self.exchange.record_statuses(&statuses);
+        self.summary.send_modify(|s| s.vantages = statuses);
+    }
+
+    /// Health gauges: each combined vantage's verdicts and the combined view.
     fn record_health(
         &self,
-        report: &crate::health::VantageReport,
+        reports: &[crate::health::VantageReport],
         health: &crate::health::HealthView,
         combiner: &CombinerState,
     ) {
@@ -461,16 +543,21 @@ impl Controller {
                 .find(|p| p.policy.name() == policy)
                 .map_or_else(String::new, |p| p.policy.record_name().to_string())
         };
-        for (key, endpoint) in &report.endpoints {
-            if endpoint.verdict != ProbeVerdict::Unknown {
-                let record = record_of(&key.policy);
-                let l = labels(&[
-                    ("record", record.as_str()),
-                    ("endpoint", key.endpoint.as_str()),
-                    ("vantage", report.vantage.as_str()),
-                ]);
-                self.metrics.endpoint_vantage_up.get_or_create(&l).set(i64::from(endpoint.verdict == ProbeVerdict::Up));
+        for report in reports {
+            for (key, endpoint) in &report.endpoints {
+                if endpoint.verdict != ProbeVerdict::Unknown {
+                    let record = record_of(&key.policy);
+                    let l = labels(&[
+                        ("record", record.as_str()),
+                        ("endpoint", key.endpoint.as_str()),
+                        ("vantage", report.vantage.as_str()),
+                    ]);
+                    let up = i64::from(endpoint.verdict == ProbeVerdict::Up);
+                    self.metrics.endpoint_vantage_up.get_or_create(&l).set(up);
+                }
             }
+            let impaired = i64::from(combiner.impaired.contains_key(&report.vantage));
+            self.metrics.vantage_impaired.get_or_create(&labels(&[("vantage", report.vantage.as_str())])).set(impaired);
         }
         for (key, endpoint) in &health.endpoints {
             if endpoint.state != HealthState::Unknown {
@@ -480,8 +567,6 @@ impl Controller {
             }
         }
         self.metrics.checker_impaired.get_or_create(&vec![]).set(i64::from(health.impaired.is_some()));
-        let impaired = i64::from(combiner.impaired.contains_key(&report.vantage));
-        self.metrics.vantage_impaired.get_or_create(&labels(&[("vantage", report.vantage.as_str())])).set(impaired);
     }
 
     /// Plan gauges: desired weights, answers against the guard, held changes.
