@@ -210,6 +210,8 @@ fn drains_show_in_dns_and_status_a_fat_finger_is_refused_and_force_never_empties
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("removes o-") && stdout.contains("removed"), "{stdout}");
     lab.wait_answers(name, &strs(&all), "c undrained");
+    let (_, status, _) = text(&lab.veer(&["status", "app"]));
+    assert!(!status.contains("override"), "no override left: {status}");
 
     // Forced: the big pool goes although the guard says no; forcing the rest too
     // still leaves an answer (I1, I4).
@@ -334,6 +336,8 @@ fn pin_failover_and_freeze_change_dns_and_bad_targets_and_tokens_fail_with_one_c
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     lab.wait_answers("web.mix.test.", &["127.0.0.122"], "failed over to the standby");
+    let (_, status, _) = text(&lab.veer(&["status", "web"]));
+    assert!(status.contains("failover web to standby now (no warm-up)") && status.contains("\"db move\""), "{status}");
     let (code, _, stderr) = text(&lab.veer(&["failover", "api", "--to", "east", "--reason", "x", "--yes"]));
     assert!(code == 1 && stderr.contains("routing: weighted"), "{stderr}");
 

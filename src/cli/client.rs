@@ -300,6 +300,20 @@ mod tests {
         assert!(e.hint().unwrap().contains("VEER_SERVER"));
     }
 
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout_with_a_hint() {
+        // Accepted by the kernel (backlog), never read or answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", silent.local_addr().unwrap());
+        let client = AdminClient::new(&ServerArgs { timeout: Duration::from_millis(500), ..args(&server) }).unwrap();
+        let started = std::time::Instant::now();
+        let e = client.get("/v1/status", &[]).await.unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "gave up in time: {:?}", started.elapsed());
+        assert!(e.to_string().starts_with(&format!("veer at {server} did not answer within")), "{e}");
+        assert!(e.hint().unwrap().contains("--timeout"));
+    }
+
     #[test]
     fn server_messages_come_from_the_json_error_field_or_the_first_line() {
         assert_eq!(server_message(r#"{"error":"missing or wrong bearer token"}"#), "missing or wrong bearer token");
