@@ -34,9 +34,9 @@ pub struct Metrics {
     pub endpoint_vantage_up: Gauges,
     /// Combined verdict per endpoint: 1 up, 0 down (absent while unknown).
     pub endpoint_up: Gauges,
-    /// Desired weight per endpoint in percent of the record.
+    /// Desired share of the record's traffic per endpoint (0–1).
     pub weight_desired: FloatGauges,
-    /// Published weight per endpoint and provider in percent of the record.
+    /// Published share of the record's traffic per endpoint and provider (0–1).
     pub weight_published: FloatGauges,
     /// Live answers published per record and provider.
     pub record_answers: Gauges,
@@ -58,7 +58,7 @@ pub struct Metrics {
     pub leader: Gauges,
     /// The current leader epoch as this replica knows it.
     pub leader_epoch: Gauges,
-    /// Changes currently held per record and `reason="velocity|guard|freeze|impaired"`.
+    /// Changes currently held per record and `reason` (the planner's hold causes).
     pub held_changes: Gauges,
     /// 1 while the checker is impaired (automation holds).
     pub checker_impaired: Gauges,
@@ -79,33 +79,46 @@ pub struct Metrics {
     /// Age of each vantage's latest report on this replica's clock.
     pub vantage_report_age: FloatGauges,
     registry: std::sync::Arc<Registry>,
-    catalogue: std::sync::Arc<Vec<String>>,
+    families: std::sync::Arc<Vec<MetricFamily>>,
 }
 
-/// Registers metrics under `veer_` and remembers the series names Prometheus will see.
+/// One metric family as Prometheus sees it: the catalogue behind `/metrics`, the
+/// dashboard and alert checks, and the README's metrics table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricFamily {
+    /// The exposed name: `veer_` prefix, unit suffix, `_total` for counters; a
+    /// histogram's base name (its series add `_bucket`, `_sum`, `_count`).
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    /// The label names of every series of the family.
+    pub labels: &'static [&'static str],
+    /// One line of meaning (also the `# HELP` text).
+    pub help: &'static str,
+}
+
+/// Registers metrics under `veer_` and remembers each family for the catalogue.
 struct Catalogue {
     registry: Registry,
-    names: Vec<String>,
+    families: Vec<MetricFamily>,
 }
 
 impl Catalogue {
     fn add<M: prometheus_client::registry::Metric + Clone>(
         &mut self,
         name: &str,
-        help: &str,
         unit: Option<Unit>,
-        kind: &str,
+        kind: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
         metric: &M,
     ) {
         let full = match &unit {
             Some(u) => format!("veer_{name}_{}", u.as_str()),
             None => format!("veer_{name}"),
         };
-        match kind {
-            "counter" => self.names.push(format!("{full}_total")),
-            "histogram" => self.names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{full}{s}"))),
-            _ => self.names.push(full),
-        }
+        let name_exposed = if kind == "counter" { format!("{full}_total") } else { full };
+        self.families.push(MetricFamily { name: name_exposed, kind, labels, help });
         match unit {
             Some(u) => self.registry.register_with_unit(name, help, u, metric.clone()),
             None => self.registry.register(name, help, metric.clone()),
@@ -150,36 +163,200 @@ impl Metrics {
             vantages_fresh: Gauges::default(),
             vantage_report_age: FloatGauges::default(),
             registry: Default::default(),
-            catalogue: Default::default(),
+            families: Default::default(),
         };
-        let mut c = Catalogue { registry: Registry::with_prefix("veer"), names: Vec::new() };
-        let (secs, pct) = (|| Some(Unit::Seconds), || Some(Unit::Other("percent".into())));
-        c.add("probe_results", "Probe results per endpoint and vantage", None, "counter", &m.probe_results);
-        c.add("probe_duration", "Probe latency", secs(), "histogram", &m.probe_duration);
-        c.add("endpoint_vantage_up", "One vantage's verdict: 1 up, 0 down", None, "gauge", &m.endpoint_vantage_up);
-        c.add("endpoint_up", "Combined verdict across vantages: 1 up, 0 down", None, "gauge", &m.endpoint_up);
-        c.add("weight_desired", "Planned weight share", pct(), "gauge", &m.weight_desired);
-        c.add("weight_published", "Published weight share", pct(), "gauge", &m.weight_published);
-        c.add("record_answers", "Live answers published per record and provider", None, "gauge", &m.record_answers);
-        c.add("record_answers_min", "The record's minHealthyEndpoints guard", None, "gauge", &m.record_answers_min);
-        c.add("plan_generation", "Generation in the ownership record", None, "gauge", &m.plan_generation);
-        c.add("apply_duration", "Provider apply latency", secs(), "histogram", &m.apply_duration);
-        c.add("applies", "Applies by provider and outcome", None, "counter", &m.applies);
-        c.add("provider_calls", "Provider API calls by operation", None, "counter", &m.provider_calls);
-        c.add("provider_budget_wait", "Time waiting for the API budget", secs(), "counter", &m.provider_budget_wait);
-        c.add("provider_throttled", "Throttled provider responses", None, "counter", &m.provider_throttled);
-        c.add("leader", "1 while this replica leads", None, "gauge", &m.leader);
-        c.add("leader_epoch", "Current leader epoch", None, "gauge", &m.leader_epoch);
-        c.add("held_changes", "Changes held by velocity, guards, freeze or impairment", None, "gauge", &m.held_changes);
-        c.add("checker_impaired", "1 while the health checker is impaired", None, "gauge", &m.checker_impaired);
-        c.add("vantage_impaired", "1 per impaired vantage", None, "gauge", &m.vantage_impaired);
-        c.add("policy_reloads", "Policy reloads by outcome", None, "counter", &m.policy_reloads);
-        c.add("policy_reload_ok", "1 when the last policy reload succeeded", None, "gauge", &m.policy_reload_ok);
-        c.add("overrides_active", "Active operator overrides by kind", None, "gauge", &m.overrides_active);
-        c.add("vantage_fetches", "Vantage report pulls by vantage and outcome", None, "counter", &m.vantage_fetches);
-        c.add("vantages_fresh", "Vantages with a fresh report", None, "gauge", &m.vantages_fresh);
-        c.add("vantage_report_age", "Age of each vantage's latest report", secs(), "gauge", &m.vantage_report_age);
-        Self { registry: std::sync::Arc::new(c.registry), catalogue: std::sync::Arc::new(c.names), ..m }
+        let mut c = Catalogue { registry: Registry::with_prefix("veer"), families: Vec::new() };
+        let (secs, ratio) = (|| Some(Unit::Seconds), || Some(Unit::Other("ratio".into())));
+        const PROBE: &[&str] = &["record", "endpoint", "vantage"];
+        c.add(
+            "probe_results",
+            None,
+            "counter",
+            &["record", "endpoint", "vantage", "result"],
+            "Probes by result (success, failure), per endpoint and vantage",
+            &m.probe_results,
+        );
+        c.add(
+            "probe_duration",
+            secs(),
+            "histogram",
+            PROBE,
+            "Probe latency per endpoint and vantage",
+            &m.probe_duration,
+        );
+        c.add(
+            "endpoint_vantage_up",
+            None,
+            "gauge",
+            PROBE,
+            "One vantage's verdict after rise/fall: 1 up, 0 down (absent while unknown)",
+            &m.endpoint_vantage_up,
+        );
+        c.add(
+            "endpoint_up",
+            None,
+            "gauge",
+            &["record", "endpoint"],
+            "Combined verdict across fresh vantages (quorum): 1 up, 0 down (absent while unknown)",
+            &m.endpoint_up,
+        );
+        c.add(
+            "weight_desired",
+            ratio(),
+            "gauge",
+            &["record", "endpoint"],
+            "The plan's share of the record's traffic for the endpoint (0-1)",
+            &m.weight_desired,
+        );
+        c.add(
+            "weight_published",
+            ratio(),
+            "gauge",
+            &["record", "endpoint", "provider"],
+            "The share a provider publishes for the endpoint, as read at the start of a round (0-1)",
+            &m.weight_published,
+        );
+        c.add(
+            "record_answers",
+            None,
+            "gauge",
+            &["record", "provider"],
+            "Live answers the plan publishes per record and provider",
+            &m.record_answers,
+        );
+        c.add(
+            "record_answers_min",
+            None,
+            "gauge",
+            &["record"],
+            "The record's minHealthyEndpoints guard (alert when answers fall below it)",
+            &m.record_answers_min,
+        );
+        c.add(
+            "plan_generation",
+            None,
+            "gauge",
+            &["record", "provider"],
+            "Generation in the provider's ownership record after the last apply",
+            &m.plan_generation,
+        );
+        c.add(
+            "apply_duration",
+            secs(),
+            "histogram",
+            &["provider"],
+            "Time to apply one round's writes to a provider",
+            &m.apply_duration,
+        );
+        c.add(
+            "applies",
+            None,
+            "counter",
+            &["provider", "outcome"],
+            "Record applies by outcome (ok, conflict, throttled, error, fenced, refused)",
+            &m.applies,
+        );
+        c.add(
+            "provider_calls",
+            None,
+            "counter",
+            &["provider", "operation"],
+            "Provider API calls by operation (read, write)",
+            &m.provider_calls,
+        );
+        c.add(
+            "provider_budget_wait",
+            secs(),
+            "counter",
+            &["provider"],
+            "Time spent waiting for the provider's API budget",
+            &m.provider_budget_wait,
+        );
+        c.add(
+            "provider_throttled",
+            None,
+            "counter",
+            &["provider"],
+            "Throttled provider API responses",
+            &m.provider_throttled,
+        );
+        c.add("leader", None, "gauge", &[], "1 while this replica leads, else 0", &m.leader);
+        c.add("leader_epoch", None, "gauge", &[], "The fencing epoch of this replica's last tenure", &m.leader_epoch);
+        c.add(
+            "held_changes",
+            None,
+            "gauge",
+            &["record", "reason"],
+            "Changes the last plan held, by reason (velocity, change-budget, guard, freeze, impaired, keep-last, \
+             join-cap, backoff)",
+            &m.held_changes,
+        );
+        c.add(
+            "checker_impaired",
+            None,
+            "gauge",
+            &[],
+            "1 while the health checker is impaired and automation holds the last answers (fail static)",
+            &m.checker_impaired,
+        );
+        c.add(
+            "vantage_impaired",
+            None,
+            "gauge",
+            &["vantage"],
+            "1 while a vantage is excluded as impaired (it saw a mass failure)",
+            &m.vantage_impaired,
+        );
+        c.add(
+            "policy_reloads",
+            None,
+            "counter",
+            &["outcome"],
+            "Policy loads and reloads by outcome (ok, error)",
+            &m.policy_reloads,
+        );
+        c.add(
+            "policy_reload_ok",
+            None,
+            "gauge",
+            &[],
+            "1 when the last policy reload succeeded, 0 while a rejected set is ignored",
+            &m.policy_reload_ok,
+        );
+        c.add(
+            "overrides_active",
+            None,
+            "gauge",
+            &["kind"],
+            "Active operator overrides by kind (drain, pin, freeze, failover)",
+            &m.overrides_active,
+        );
+        c.add(
+            "vantage_fetches",
+            None,
+            "counter",
+            &["vantage", "outcome"],
+            "The leader's pulls of other replicas' vantage reports by outcome (ok, timeout, unreachable, \
+             unauthorized, error, invalid)",
+            &m.vantage_fetches,
+        );
+        c.add(
+            "vantages_fresh",
+            None,
+            "gauge",
+            &[],
+            "Vantages whose latest report is fresh as this replica sees them (a follower counts only itself)",
+            &m.vantages_fresh,
+        );
+        c.add(
+            "vantage_report_age",
+            secs(),
+            "gauge",
+            &["vantage"],
+            "Age of each vantage's latest report on this replica's clock",
+            &m.vantage_report_age,
+        );
+        Self { registry: std::sync::Arc::new(c.registry), families: std::sync::Arc::new(c.families), ..m }
     }
 
     /// The Prometheus text exposition of every family.
@@ -193,7 +370,31 @@ impl Metrics {
     /// `_total` and histogram `_bucket/_sum/_count` suffixes (empty families are
     /// not rendered, so this list is the contract for dashboards and alerts).
     pub fn series_names(&self) -> Vec<String> {
-        self.catalogue.as_ref().clone()
+        let mut names = Vec::new();
+        for f in self.families.iter() {
+            match f.kind {
+                "histogram" => names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{}{s}", f.name))),
+                _ => names.push(f.name.clone()),
+            }
+        }
+        names
+    }
+
+    /// Every family, in registration order.
+    pub fn families(&self) -> &[MetricFamily] {
+        &self.families
+    }
+
+    /// The README's metrics table (Markdown), exactly as it sits between the
+    /// `<!-- metrics:begin -->` and `<!-- metrics:end -->` markers.
+    pub fn reference_markdown(&self) -> String {
+        let mut out = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+        for f in self.families.iter() {
+            let labels: Vec<String> = f.labels.iter().map(|l| format!("`{l}`")).collect();
+            let labels = if labels.is_empty() { "–".to_string() } else { labels.join(", ") };
+            out += &format!("| `{}` | {} | {labels} | {} |\n", f.name, f.kind, f.help);
+        }
+        out
     }
 }
 
@@ -207,7 +408,7 @@ mod tests {
         for expected in [
             "veer_probe_results_total",
             "veer_probe_duration_seconds_bucket",
-            "veer_weight_published_percent",
+            "veer_weight_published_ratio",
             "veer_applies_total",
             "veer_provider_budget_wait_seconds_total",
             "veer_leader_epoch",
@@ -224,9 +425,53 @@ mod tests {
         m.applies.get_or_create(&vec![("provider", "local".into()), ("outcome", "ok".into())]).inc();
         m.weight_published
             .get_or_create(&vec![("record", "api.example.test.".into()), ("endpoint", "e1".into())])
-            .set(33.3);
+            .set(0.333);
         let text = m.render();
         assert!(text.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"} 1"), "{text}");
-        assert!(text.contains("veer_weight_published_percent{record=\"api.example.test.\",endpoint=\"e1\"} 33.3"));
+        assert!(text.contains("veer_weight_published_ratio{record=\"api.example.test.\",endpoint=\"e1\"} 0.333"));
+    }
+
+    /// Prometheus naming conventions (prometheus.io "Metric and label naming"):
+    /// snake case under one prefix, base units spelled out as the last word
+    /// (`seconds`, `bytes`, `ratio` — never `percent` or `milliseconds`), `_total`
+    /// only and always on counters, and time histograms in seconds.
+    #[test]
+    fn every_name_follows_the_prometheus_conventions() {
+        let metrics = Metrics::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for f in metrics.families() {
+            let name = f.name.as_str();
+            assert!(seen.insert(name), "{name} registered twice");
+            assert!(name.starts_with("veer_"), "{name}: the veer_ prefix");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}: snake case"
+            );
+            for bad in ["percent", "milli", "micro", "minutes", "hours", "kilo", "mega"] {
+                assert!(!name.contains(bad), "{name}: use base units (seconds, bytes, ratio), not {bad}");
+            }
+            assert_eq!(f.kind == "counter", name.ends_with("_total"), "{name}: `_total` marks exactly the counters");
+            if f.kind == "histogram" {
+                assert!(name.ends_with("_seconds") || name.ends_with("_bytes"), "{name}: a histogram names its unit");
+            }
+            assert!(["counter", "gauge", "histogram"].contains(&f.kind), "{name}: kind {}", f.kind);
+            for label in f.labels {
+                assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}: label {label}");
+                assert!(*label != "le" && *label != "quantile", "{name}: reserved label {label}");
+            }
+            assert!(
+                !f.help.is_empty() && !f.help.contains('\n') && !f.help.contains('|'),
+                "{name}: one table-safe line"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reference_table_has_one_row_per_family() {
+        let metrics = Metrics::new();
+        let table = metrics.reference_markdown();
+        assert_eq!(table.lines().count(), metrics.families().len() + 2);
+        assert!(table.contains("| `veer_applies_total` | counter | `provider`, `outcome` | "), "{table}");
+        assert!(table.contains("| `veer_leader` | gauge | – | "), "{table}");
     }
 }

@@ -37,6 +37,15 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// RFC 3339 in UTC to the second (`2026-11-22T06:56:39Z`), for people and JSON;
+    /// only meaningful on the wall-clock timeline of [`SystemClock`].
+    pub fn rfc3339(self) -> String {
+        let seconds = i64::try_from(self.0 / 1000).unwrap_or(i64::MAX);
+        jiff::Timestamp::from_second(seconds).map_or_else(|_| format!("@{}ms", self.0), |t| t.to_string())
+    }
+}
+
 /// A source of [`Timestamp`]s. Production uses [`SystemClock`]; tests and
 /// simulations use [`ManualClock`].
 pub trait Clock: Send + Sync {
@@ -94,6 +103,12 @@ mod tests {
         clock.advance(Duration::from_millis(250));
         assert_eq!(clock.now(), Timestamp(1_250));
         assert_eq!(clock.now().since(Timestamp(1_000)), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn timestamps_print_as_rfc3339_to_the_second() {
+        assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(1_795_330_599_999).rfc3339(), "2026-11-22T06:56:39Z");
     }
 
     #[test]

@@ -756,8 +756,8 @@ fn the_dashboard_parses_and_queries_only_metrics_veer_exports() {
     let used: BTreeSet<String> = queries.iter().flat_map(|(_, q)| identifiers(q)).collect();
     for topic in [
         "veer_endpoint_up",
-        "veer_weight_desired_percent",
-        "veer_weight_published_percent",
+        "veer_weight_desired_ratio",
+        "veer_weight_published_ratio",
         "veer_applies_total",
         "veer_provider_throttled_total",
         "veer_provider_budget_wait_seconds_total",

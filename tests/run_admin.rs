@@ -6,7 +6,7 @@ mod support;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
-use support::replica::{Replica, dig, free_port, gauge, get, http, require_dig, wait_until};
+use support::replica::{Replica, dig, free_port, gauge, get, http, require_dig, undeclared_labels, wait_until};
 
 #[test]
 fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
@@ -60,6 +60,8 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(missing.is_empty(), "series missing from /metrics after 30 s: {missing:?}\n{metrics}");
+    let undeclared = undeclared_labels(&metrics);
+    assert!(undeclared.is_empty(), "labels differ from the catalogue (README metrics table): {undeclared:#?}");
     assert!(metrics.contains("veer_applies_total{provider=\"local\",outcome=\"ok\"}"), "{metrics}");
     assert_eq!(gauge(&metrics, "veer_leader"), Some(1.0), "{metrics}");
     assert!(metrics.contains("veer_record_answers{record=\"app.run.test.\",provider=\"local\"} 1"), "{metrics}");
@@ -274,6 +276,14 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
         "the leader writes"
     );
     assert!(dig(replicas[1 - first].1, "app.pair.test.").is_empty(), "the follower writes nothing");
+    // The follower's status names the leader (so clients can follow it) and reports its own vantage.
+    let follower_status = || get(replicas[1 - first].0, "/v1/status").map(|(_, body)| body).unwrap_or_default();
+    let named = wait_until(Duration::from_secs(10), || {
+        let body = follower_status();
+        body.contains("\"role\":\"follower\"") && body.contains(&format!("\"leader\":{{\"identity\":\"r{first}\""))
+    });
+    assert!(named, "{}", follower_status());
+    assert!(follower_status().contains("\"desiredWeight\":null"), "a follower does not plan");
     children[first].kill();
     let other = 1 - first;
     assert!(

@@ -167,6 +167,15 @@ fn two_replicas_exchange_vantage_reports_and_a_stale_follower_fails_nothing_over
     assert_eq!(bind.dig(NAME, "A"), ["127.0.0.121", "127.0.0.123"]);
     let (_, history) = get(leader_admin, &format!("/v1/history?record={NAME}")).unwrap();
     assert!(history.contains("b unhealthy (2/2 vantages)"), "the reason counts both vantages: {history}");
+    // The leader's status shows the endpoint down from each vantage, per vantage.
+    let leader_status = status(leader_admin).unwrap_or_default();
+    let b_status =
+        leader_status["records"][0]["endpoints"].as_array().unwrap().iter().find(|e| e["id"] == "b").cloned();
+    let per_vantage = b_status.as_ref().map(|e| e["perVantage"].clone()).unwrap_or_default();
+    assert!(
+        per_vantage.as_object().is_some_and(|m| m.len() == 2 && m.values().all(|v| v == "down")),
+        "both vantages' verdicts on b in the leader's status: {b_status:?}"
+    );
 
     // The follower stops: its view goes stale, the leader keeps serving the same answers.
     replicas[follower].signal("STOP");

@@ -40,7 +40,11 @@ pub enum Command {
         keep_running: bool,
     },
     /// Print the configuration reference (Markdown), as in the README.
-    Reference,
+    Reference {
+        /// Print the metrics table instead.
+        #[arg(long)]
+        metrics: bool,
+    },
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
     /// Leader, epoch and per record: answers, weights, health, warm-up, overrides, held changes.
@@ -165,8 +169,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unfreeze(args) => operator::unfreeze(&args),
         Command::History(args) => operator::history(&args),
         Command::Completions { shell } => operator::completions(shell),
-        Command::Reference => {
-            print!("{}", crate::policy::reference::markdown());
+        Command::Reference { metrics } => {
+            match metrics {
+                true => print!("{}", crate::metrics::Metrics::new().reference_markdown()),
+                false => print!("{}", crate::policy::reference::markdown()),
+            }
             ExitCode::SUCCESS
         }
     }

@@ -1,7 +1,8 @@
 //! The admin HTTP listener of a replica (SPEC §10), read-only part:
 //! `GET /healthz` (the process is alive), `GET /readyz` (policies loaded and the
 //! store reachable), `GET /metrics` (Prometheus text), `GET /v1/status`
-//! (leadership, the last round and this replica's vantage report, as JSON),
+//! (the status report of [`super::status`], as JSON), `GET /` (the same as an
+//! HTML page for people, [`super::status_page`]),
 //! `GET /v1/plan` (the last plan) and `GET /v1/history[?record=NAME]` (the
 //! applied plans kept in the store, newest last).
 //! Overrides: `GET /v1/overrides`, and with the bearer token
@@ -101,6 +102,7 @@ pub struct AdminState {
 /// The router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -180,33 +182,20 @@ async fn history(
     Json(out).into_response()
 }
 
-async fn status(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    let summary = state.summary.borrow().clone();
-    let leadership = format!("{:?}", *state.coordinator.leadership().borrow());
-    let report = state.vantage.borrow().clone();
-    let endpoints: Vec<_> = report
-        .endpoints
-        .iter()
-        .map(|(key, e)| {
-            serde_json::json!({
-                "policy": key.policy, "endpoint": key.endpoint, "verdict": e.verdict, "since": e.since,
-                "latencyMs": e.last_latency_ms, "failure": e.last_failure,
-            })
-        })
-        .collect();
-    let vantage = serde_json::json!({ "id": report.vantage, "at": report.at, "endpoints": endpoints });
-    Json(serde_json::json!({
-        "replica": state.identity,
-        "leadership": leadership,
-        "epoch": summary.epoch,
-        "rounds": summary.rounds,
-        "writes": summary.writes,
-        "lastError": summary.error,
-        "policyReloadError": summary.reload_error,
-        "plan": summary.plan,
-        "vantage": vantage,
-        "vantages": summary.vantages,
-    }))
+async fn status(State(state): State<AdminState>) -> Json<super::status::StatusReport> {
+    let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+    Json(super::status::gather(&state, now).await)
+}
+
+/// The status page: the same report, as HTML for people.
+async fn status_page(State(state): State<AdminState>) -> Response {
+    let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+    let report = super::status::gather(&state, now).await;
+    (
+        [(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        super::status_page::render(&report),
+    )
+        .into_response()
 }
 
 /// This replica's latest vantage report, for the leader's pull.

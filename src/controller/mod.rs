@@ -8,6 +8,8 @@ pub mod providers;
 pub mod round;
 pub mod run;
 pub mod state;
+pub mod status;
+pub mod status_page;
 pub mod vantages;
 
 use crate::config::{self, LoadedConfig};
@@ -22,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A validated controller config with its policies.
+#[derive(Debug)]
 pub struct Setup {
     /// The controller config.
     pub config: LoadedConfig,

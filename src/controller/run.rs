@@ -43,6 +43,23 @@ pub struct RoundSummary {
     /// Every vantage this replica knows (itself first), with freshness; the
     /// leader lists every registered replica, a follower only itself.
     pub vantages: Vec<super::vantages::VantageStatus>,
+    /// The policies in force (status reads them on followers too).
+    pub setup: Option<Arc<Setup>>,
+    /// The last write of each record by this replica, by policy name (status).
+    pub applied: std::collections::BTreeMap<String, LastApply>,
+}
+
+/// The outcome of this replica's last write of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastApply {
+    /// The round (`RoundSummary::rounds`) that wrote.
+    pub round: u64,
+    /// When.
+    pub at: crate::time::Timestamp,
+    /// The first failure across the record's providers, else `ok` (labels of `veer_applies_total`).
+    pub outcome: &'static str,
+    /// Per provider, for people.
+    pub detail: String,
 }
 
 /// The inputs of the last round, so that an override's impact can be previewed
@@ -177,7 +194,6 @@ impl Controller {
         // Policies are loaded once at start in this build: report that load.
         metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
         metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
-        let (summary, _) = watch::channel(RoundSummary::default());
         let token = super::admin::load_token(&setup.config)?;
         let exchange = Arc::new(Exchange::new(
             setup.config.vantage(),
@@ -186,7 +202,9 @@ impl Controller {
             clock.clone(),
             metrics.clone(),
         ));
-        let setup = std::sync::RwLock::new(Arc::new(setup));
+        let setup = Arc::new(setup);
+        let (summary, _) = watch::channel(RoundSummary { setup: Some(setup.clone()), ..RoundSummary::default() });
+        let setup = std::sync::RwLock::new(setup);
         Ok(Self {
             setup,
             providers,
@@ -223,7 +241,9 @@ impl Controller {
                 let names: Vec<&str> = fresh.policies.iter().map(|p| p.policy.name()).collect();
                 tracing::info!(policies = ?names, "policies reloaded");
                 self.vantage.replace_policies(&fresh.policies);
-                *self.setup.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                let fresh = Arc::new(fresh);
+                *self.setup.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+                self.summary.send_modify(|s| s.setup = Some(fresh));
                 self.metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
                 self.metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
                 self.summary.send_modify(|s| s.reload_error = None);
@@ -440,7 +460,10 @@ impl Controller {
         if result.all_converged() {
             state::save(self.coordinator.as_ref(), epoch, &plan, now).await?;
         }
+        let round = self.summary.borrow().rounds + 1;
+        let applies = super::status::last_applies(&intents, &result.outcomes, round, now);
         self.summary.send_modify(|s| {
+            s.applied.extend(applies);
             s.rounds += 1;
             s.epoch = Some(epoch.0);
             s.writes += applied;
@@ -459,7 +482,7 @@ fn labels(pairs: &[(&'static str, &str)]) -> crate::metrics::Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
 }
 
-fn outcome_label(outcome: &Outcome) -> &'static str {
+pub(super) fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Unchanged | Outcome::Applied { .. } => "ok",
         Outcome::Conflict(_) => "conflict",
@@ -479,7 +502,7 @@ impl Controller {
             let total: f64 = live.iter().map(|a| f64::from(a.weight.unwrap_or(1))).sum();
             for a in &live {
                 let endpoint = a.set_id.clone().unwrap_or_else(|| a.value.clone());
-                let share = if total > 0.0 { f64::from(a.weight.unwrap_or(1)) / total * 100.0 } else { 0.0 };
+                let share = if total > 0.0 { f64::from(a.weight.unwrap_or(1)) / total } else { 0.0 };
                 let l = labels(&[
                     ("record", state.name.as_str()),
                     ("endpoint", endpoint.as_str()),
@@ -576,7 +599,7 @@ impl Controller {
             let name = record.record.as_str();
             for a in &record.answers {
                 let l = labels(&[("record", name), ("endpoint", a.endpoint.as_str())]);
-                self.metrics.weight_desired.get_or_create(&l).set(a.share * 100.0);
+                self.metrics.weight_desired.get_or_create(&l).set(a.share);
             }
             let live = record.answers.iter().filter(|a| a.weight > 0).count() as i64;
             for target in &loaded.policy.spec.publish_to.value {

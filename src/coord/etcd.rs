@@ -193,6 +193,14 @@ impl Inner {
         format!("{}/election", self.options.prefix)
     }
 
+    /// Reads who holds the election now and records it for followers (best effort).
+    async fn observe_leader(&self, name: &str) {
+        if let Ok(Ok(current)) = timeout(self.options.call_timeout, self.client.clone().leader(name)).await {
+            let leader = current.kv().and_then(|kv| kv.value_str().ok()).map(str::to_owned);
+            self.cell.apply(TenureEvent::Observed { leader }, Instant::now());
+        }
+    }
+
     fn store_key(&self, key: &Key) -> String {
         format!("{}/store/{}", self.options.prefix, key.path())
     }
@@ -448,20 +456,24 @@ impl Coordinator for EtcdCoordinator {
                 (session.lease_id, session.gone.clone())
             };
             let name = inner.election_name();
-            if let Ok(Ok(current)) =
-                timeout(inner.options.call_timeout, inner.client.clone().leader(name.clone())).await
-            {
-                let leader = current.kv().and_then(|kv| kv.value_str().ok()).map(str::to_owned);
-                inner.cell.apply(TenureEvent::Observed { leader }, Instant::now());
-            }
+            inner.observe_leader(&name).await;
             // No timeout on the campaign itself: it blocks while another replica leads, and
-            // a client timeout would cancel it and lose our place in the queue.
+            // a client timeout would cancel it and lose our place in the queue. While it
+            // waits, the current leader is re-read every retry period, so that a follower
+            // that campaigned before anyone led still learns who leads (status names it).
             let mut client = inner.client.clone();
-            let campaign = client.campaign(name, inner.options.identity.clone(), lease_id);
-            let outcome = tokio::select! {
-                outcome = campaign => outcome,
-                _ = gone.wait_for(|gone| *gone) => continue,
+            let campaign = client.campaign(name.clone(), inner.options.identity.clone(), lease_id);
+            tokio::pin!(campaign);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut campaign => break Some(outcome),
+                    _ = async { gone.wait_for(|gone| *gone).await.is_ok() } => break None,
+                    () = sleep(inner.jitter.follower_interval(inner.options.timings.retry)) => {
+                        inner.observe_leader(&name).await;
+                    }
+                }
             };
+            let Some(outcome) = outcome else { continue };
             let leader = match outcome {
                 Ok(mut response) => response.take_leader(),
                 Err(_) => None,

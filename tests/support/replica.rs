@@ -75,6 +75,38 @@ pub fn gauge(metrics: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// Samples in Prometheus text whose label names differ from the catalogue's for their
+/// family (`le` of histogram buckets aside), or whose family is not catalogued: the
+/// README's metrics table lists these labels.
+pub fn undeclared_labels(metrics: &str) -> Vec<String> {
+    let catalogue = veer::metrics::Metrics::new();
+    let mut wrong = Vec::new();
+    for line in metrics.lines().filter(|l| l.starts_with("veer_")) {
+        let (name, rest) = line.split_at(line.find(['{', ' ']).unwrap_or(line.len()));
+        let family = catalogue.families().iter().find(|f| {
+            name == f.name
+                || (f.kind == "histogram"
+                    && ["_bucket", "_sum", "_count"].iter().any(|s| name == format!("{}{s}", f.name)))
+        });
+        let Some(family) = family else {
+            wrong.push(format!("{name}: not in the catalogue"));
+            continue;
+        };
+        let mut keys: Vec<&str> = match rest.strip_prefix('{').and_then(|r| r.split_once('}')) {
+            Some((labels, _)) => labels.split("\",").filter_map(|pair| pair.split_once('=').map(|(k, _)| k)).collect(),
+            None => Vec::new(),
+        };
+        keys.retain(|k| !k.is_empty() && *k != "le");
+        keys.sort_unstable();
+        let mut declared = family.labels.to_vec();
+        declared.sort_unstable();
+        if keys != declared {
+            wrong.push(format!("{line}: labels {keys:?}, catalogue says {declared:?}"));
+        }
+    }
+    wrong
+}
+
 /// Fails the test with a clear message when `dig` is missing (scripts/test installs it).
 pub fn require_dig() {
     let found = Command::new("dig").arg("-v").output().is_ok();
