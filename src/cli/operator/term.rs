@@ -58,73 +58,25 @@ impl Style {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `2026-11-02T10:00:01Z` for milliseconds since the Unix epoch.
 pub fn rfc3339(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+    crate::time::Timestamp(ms).rfc3339()
 }
 
-/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z`, `+HH:MM` or nothing (UTC).
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`2026-11-02T10:30:01Z`,
+/// `…+02:00`), or a UTC date or date-time without offset (`2026-11-02`,
+/// `2026-11-02T10:30`).
 pub fn parse_time(text: &str) -> Option<u64> {
     let text = text.trim();
-    let (date, rest) = text.split_at_checked(text.len().min(10))?;
-    let mut parts = date.split('-');
-    let (y, m, d): (i64, u32, u32) =
-        (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let mut ms = days_from_civil(y, m, d) * 86_400_000;
-    let rest = rest.strip_prefix(['T', 't', ' ']).unwrap_or(rest);
-    if !rest.is_empty() {
-        let (clock, offset) = match rest.find(['Z', 'z', '+', '-']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let mut fields = clock.split(':');
-        let h: i64 = fields.next()?.parse().ok()?;
-        let min: i64 = fields.next()?.parse().ok()?;
-        let sec: f64 = fields.next().map_or(Some(0.0), |s| s.parse().ok())?;
-        if fields.next().is_some() || h > 23 || min > 59 || !(0.0..61.0).contains(&sec) {
-            return None;
-        }
-        ms += h * 3_600_000 + min * 60_000 + (sec * 1000.0).round() as i64;
-        match offset {
-            "" | "Z" | "z" => {}
-            o => {
-                let sign = if o.starts_with('-') { -1 } else { 1 };
-                let (oh, om) = o[1..].split_once(':')?;
-                ms -= sign * (oh.parse::<i64>().ok()? * 3_600_000 + om.parse::<i64>().ok()? * 60_000);
-            }
-        }
-    }
-    u64::try_from(ms).ok()
+    let utc = |dt: jiff::civil::DateTime| jiff::tz::Offset::UTC.to_timestamp(dt).ok();
+    let at = text
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| text.parse::<jiff::civil::DateTime>().ok().and_then(utc))
+        .or_else(|| {
+            text.parse::<jiff::civil::Date>().ok().and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())))
+        })?;
+    u64::try_from(at.as_millisecond()).ok()
 }
 
 /// `3h59m`, `12s`, `450ms`: the two largest units.
