@@ -367,6 +367,79 @@ fn pin_failover_and_freeze_change_dns_and_bad_targets_and_tokens_fail_with_one_c
     let _ = lab.port;
 }
 
+#[path = "coord_support/etcd.rs"]
+#[allow(dead_code)]
+mod etcd;
+
+#[test]
+fn a_change_sent_to_a_follower_is_previewed_and_made_by_the_leader_it_names() {
+    require_dig();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Some(etcd) = runtime.block_on(etcd::Etcd::start(1)) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _backends: Vec<TcpListener> =
+        [131, 132].iter().map(|o| TcpListener::bind((Ipv4Addr::new(127, 0, 0, *o), port)).unwrap()).collect();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: pair\nvantage: ${{V}}\npolicies: [app.yaml]\n\
+             admin: {{ listen: \"127.0.0.1:${{ADMIN}}\", tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
+             coordination:\n  backend: etcd\n  etcd: {{ endpoints: [{}] }}\n  \
+             leaseDuration: 6s\n  renewDeadline: 4s\n  retryPeriod: 1s\n\
+             providers:\n  local: {{ type: embedded, listen: \"127.0.0.1:${{DNS}}\", zones: [pair.test.] }}\n",
+            etcd.endpoints()[0]
+        ),
+    )
+    .unwrap();
+    let endpoints: &[Endpoint] = &[("a", "p", 131, 100), ("b", "p", 132, 100)];
+    std::fs::write(dir.path().join("app.yaml"), policy("app", "weighted", "pair.test.", port, endpoints, FAT_GUARDS))
+        .unwrap();
+    let ports: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let _replicas: Vec<Replica> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (admin, dns))| {
+            let (v, admin, dns) = (format!("r{i}"), admin.to_string(), dns.to_string());
+            let env = [("V", v.as_str()), ("ADMIN", &admin), ("DNS", &dns), ("VEER_TEST_ADMIN_TOKEN", TOKEN)];
+            Replica::start(dir.path(), &[], &env)
+        })
+        .collect();
+    let role = |admin: u16| -> Option<String> {
+        let (_, body) = get(admin, "/v1/status")?;
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["role"].as_str().map(str::to_string)
+    };
+    let mut leader = None;
+    let settled = wait_until(Duration::from_secs(40), || {
+        leader = ports.iter().position(|(admin, _)| role(*admin).as_deref() == Some("leader"));
+        let follower_knows = |admin: u16| {
+            get(admin, "/v1/status").is_some_and(|(_, b)| b.contains("\"role\":\"follower\"") && b.contains("adminUrl"))
+        };
+        leader.is_some_and(|l| follower_knows(ports[1 - l].0))
+    });
+    assert!(settled, "one leader, and a follower that names it");
+    let leader = leader.unwrap();
+    let (leader_dns, follower_admin) = (ports[leader].1, ports[1 - leader].0);
+    let both = addresses(&[131, 132]);
+    assert!(wait_until(Duration::from_secs(30), || dig(leader_dns, "app.pair.test.") == both), "first answers");
+    std::thread::sleep(Duration::from_secs(2));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(["drain", "b", "--reason", "via the follower", "--yes"])
+        .env("VEER_SERVER", format!("http://127.0.0.1:{follower_admin}"))
+        .env("VEER_TOKEN", TOKEN)
+        .env("VEER_AUTHOR", "ci-operator")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("is a follower; sending the change to the leader"), "{stderr}");
+    assert!(stdout.contains("healthy capacity 100% → 50%"), "the leader's preview: {stdout}");
+    let drained = wait_until(Duration::from_secs(20), || dig(leader_dns, "app.pair.test.") == ["127.0.0.131"]);
+    assert!(drained, "the leader applies the drain");
+}
+
 /// A tmux server of its own (socket name), killed when dropped.
 struct Tmux {
     socket: String,
