@@ -3,6 +3,7 @@
 //! `veer run --once`) are thin wrappers around [`round`].
 
 pub mod admin;
+pub mod audit;
 pub mod providers;
 pub mod round;
 pub mod run;

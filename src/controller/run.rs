@@ -449,6 +449,9 @@ impl Controller {
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
         }
+        if let Err(e) = super::audit::expire_overrides(self.coordinator.as_ref(), now).await {
+            tracing::warn!(error = %e, "cannot remove expired overrides; the planner ignores them anyway");
+        }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides, state: planned_from, published } =
             super::plan_round(&setup, &self.providers, &health, &store, now).await?;

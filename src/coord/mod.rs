@@ -249,11 +249,14 @@ pub enum Space {
     Drills,
     /// Operator requests to run or abort a drill. Any replica writes (the admin API).
     DrillRequests,
+    /// The audit trail of overrides (created, deleted, expired), append-only. Any replica
+    /// writes, because followers accept overrides too (I8); see `controller::audit`.
+    Audit,
 }
 
 impl Space {
     /// Every space, in key order.
-    pub const ALL: [Space; 7] = [
+    pub const ALL: [Space; 8] = [
         Space::Overrides,
         Space::Warmup,
         Space::Planner,
@@ -261,6 +264,7 @@ impl Space {
         Space::Plans,
         Space::Drills,
         Space::DrillRequests,
+        Space::Audit,
     ];
 
     /// The path segment used in keys.
@@ -273,6 +277,7 @@ impl Space {
             Self::Plans => "plans",
             Self::Drills => "drills",
             Self::DrillRequests => "drill-requests",
+            Self::Audit => "audit",
         }
     }
 
@@ -593,8 +598,8 @@ mod tests {
     }
 
     #[test]
-    fn overrides_vantages_and_drill_requests_are_the_only_spaces_followers_write() {
+    fn overrides_vantages_drill_requests_and_the_audit_trail_are_the_only_spaces_followers_write() {
         let open: Vec<Space> = Space::ALL.into_iter().filter(|s| !s.leader_only()).collect();
-        assert_eq!(open, vec![Space::Overrides, Space::Vantages, Space::DrillRequests]);
+        assert_eq!(open, vec![Space::Overrides, Space::Vantages, Space::DrillRequests, Space::Audit]);
     }
 }

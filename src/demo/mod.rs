@@ -90,7 +90,10 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         )),
         None => say("east-2 was still answered 20s after it died".into()),
     }
-    let after = summaries.borrow().plan.clone();
+    // DNS can show the removal before the round that wrote it publishes its
+    // summary: wait for that plan, so that the warm-up below starts from it.
+    let after = wait_for(&mut summaries, Duration::from_secs(10), |p| stage_of(p, "east-2") == 0).await;
+    summaries.borrow_and_update();
     if let Some(plan) = &after {
         print_weights(&say, plan);
     }
