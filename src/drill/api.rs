@@ -267,7 +267,7 @@ fn same_record(a: &str, b: &str) -> bool {
 }
 
 /// The next scheduled drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NextDrill {
     /// The drill.
@@ -279,11 +279,14 @@ pub struct NextDrill {
 }
 
 /// The last finished run of any drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastDrill {
     /// The drill.
     pub drill: String,
+    /// What it rehearsed (`app/endpoint/a`, `leader`).
+    #[serde(default)]
+    pub target: String,
     /// How it ended.
     pub outcome: Option<Outcome>,
     /// When it started.
@@ -294,16 +297,31 @@ pub struct LastDrill {
     pub reason: Option<String>,
 }
 
-/// The drills part of the status: what runs next, what ran last, what runs now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The run in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct RunningDrill {
+    /// The drill.
+    pub drill: String,
+    /// What it rehearses.
+    #[serde(default)]
+    pub target: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Where it is: `draining`, `holding`, `restoring`, `handing-over`.
+    pub phase: String,
+}
+
+/// The drills part of the status: what runs next, what ran last, what runs now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct DrillsSummary {
     /// The earliest scheduled run to come.
     pub next_drill: Option<NextDrill>,
     /// The latest finished run.
     pub last_drill: Option<LastDrill>,
-    /// The run in progress: drill and phase.
-    pub running_drill: Option<serde_json::Value>,
+    /// The run in progress (one at a time).
+    pub running_drill: Option<RunningDrill>,
 }
 
 /// Builds the drills part of `/v1/status` from the store (works on any replica).
@@ -324,15 +342,18 @@ pub async fn summary(
     let all: Vec<&Report> = reports.values().flatten().collect();
     let last_drill = all.iter().filter(|r| r.is_finished()).max_by_key(|r| r.finished_at).map(|r| LastDrill {
         drill: r.drill.clone(),
+        target: r.target.clone(),
         outcome: r.outcome,
         started_at: r.started_at,
         finished_at: r.finished_at,
         reason: r.reason.clone(),
     });
-    let running_drill = all
-        .iter()
-        .find(|r| !r.is_finished())
-        .map(|r| json!({ "drill": r.drill, "startedAt": r.started_at, "phase": phase_name(r) }));
+    let running_drill = all.iter().find(|r| !r.is_finished()).map(|r| RunningDrill {
+        drill: r.drill.clone(),
+        target: r.target.clone(),
+        started_at: r.started_at,
+        phase: phase_name(r),
+    });
     Ok(DrillsSummary { next_drill, last_drill, running_drill })
 }
 
@@ -400,7 +421,7 @@ mod tests {
         let status = summary(&coordinator, &definitions, now).await.unwrap();
         let last = status.last_drill.unwrap();
         assert_eq!((last.drill.as_str(), last.outcome), ("weekly", Some(Outcome::Aborted)));
-        assert_eq!(status.running_drill.unwrap()["drill"], "manual");
+        assert_eq!(status.running_drill.unwrap().drill, "manual");
         let json = serde_json::to_value(summary(&coordinator, &definitions, now).await.unwrap()).unwrap();
         assert!(json.get("nextDrill").is_some() && json.get("lastDrill").is_some(), "{json}");
     }
