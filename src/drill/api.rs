@@ -66,19 +66,12 @@ pub async fn list(State(state): State<AdminState>) -> Response {
                 "maxCapacityPercent": d.max_capacity_percent,
                 "abortOn": d.abort_on,
                 "nextRun": runner::next_scheduled(d, runs, now),
-                "running": running.map(|r| json!({ "startedAt": r.started_at, "phase": phase_name(r) })),
+                "running": running.map(|r| json!({ "startedAt": r.started_at, "phase": r.phase_name() })),
                 "last": last_finished(runs).map(last_result),
             })
         })
         .collect();
     Json(drills).into_response()
-}
-
-fn phase_name(report: &Report) -> String {
-    serde_json::to_value(&report.phase)
-        .ok()
-        .and_then(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
-        .unwrap_or_default()
 }
 
 fn last_result(r: &Report) -> serde_json::Value {
@@ -352,7 +345,7 @@ pub async fn summary(
         drill: r.drill.clone(),
         target: r.target.clone(),
         started_at: r.started_at,
-        phase: phase_name(r),
+        phase: r.phase_name(),
     });
     Ok(DrillsSummary { next_drill, last_drill, running_drill })
 }

@@ -229,6 +229,14 @@ impl Report {
         key(&self.drill, self.started_at)
     }
 
+    /// Where the run is, as the API names it: `holding`, `restoring`, `finished`, ….
+    pub fn phase_name(&self) -> String {
+        serde_json::to_value(&self.phase)
+            .ok()
+            .and_then(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
+            .unwrap_or_default()
+    }
+
     /// Whether the run is over.
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Finished)
@@ -283,6 +291,7 @@ mod tests {
         report.step(Timestamp(1_000), StepKind::Drain, "drain o written");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["phase"], "holding");
+        assert_eq!(report.phase_name(), "holding");
         assert_eq!(json["overrideId"], "o");
         assert_eq!(json["steps"][0]["step"], "drain");
         assert_eq!(serde_json::from_value::<Report>(json).unwrap(), report);
