@@ -472,30 +472,16 @@ fn the_outcome_of_a_round_is_the_first_failure_across_providers() {
 
 #[tokio::test]
 async fn the_drills_in_the_store_reach_the_report_and_its_json() {
-    use crate::drill::report::{Measures, Outcome as DrillOutcome, Phase, Report, Trigger, TriggerKind};
+    use crate::drill::report::{Outcome as DrillOutcome, Report, sample_run};
     let dir = tempfile::tempdir().unwrap();
     let standalone = crate::coord::standalone::StandaloneCoordinator::open(dir.path().join("s.json"), "r1").unwrap();
     let epoch = standalone.campaign().await.unwrap();
-    let run = |drill: &str, started: u64, outcome: Option<DrillOutcome>| Report {
-        drill: drill.into(),
-        target: "api/endpoint/a".into(),
-        policy: Some("api".into()),
-        record: Some("api.example.com.".into()),
-        trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
-        started_at: Timestamp(started),
-        finished_at: outcome.map(|_| Timestamp(started + 6_000)),
-        phase: match outcome {
-            Some(_) => Phase::Finished,
-            None => Phase::Holding { override_id: "o-9".into(), until: Timestamp(started + 60_000) },
-        },
-        outcome,
-        reason: outcome.filter(|o| *o == DrillOutcome::Aborted).map(|_| "endpoint b of api is unhealthy".into()),
-        failed: false,
-        steps: vec![],
-        measures: Measures::default(),
+    let aborted = Report {
+        reason: Some("endpoint b of api is unhealthy".into()),
+        ..sample_run("weekly-a", 1_000, Some(DrillOutcome::Aborted))
     };
-    crate::drill::store::save(&standalone, epoch, &run("weekly-a", 1_000, Some(DrillOutcome::Aborted))).await.unwrap();
-    crate::drill::store::save(&standalone, epoch, &run("weekly-b", 90_000, None)).await.unwrap();
+    crate::drill::store::save(&standalone, epoch, &aborted).await.unwrap();
+    crate::drill::store::save(&standalone, epoch, &sample_run("weekly-b", 90_000, None)).await.unwrap();
     let coordinator: Arc<dyn Coordinator> = Arc::new(standalone);
 
     let mut case = Case::leader();
@@ -506,7 +492,7 @@ async fn the_drills_in_the_store_reach_the_report_and_its_json() {
     assert_eq!((last.drill.as_str(), last.outcome), ("weekly-a", Some(DrillOutcome::Aborted)));
     assert_eq!(last.reason.as_deref(), Some("endpoint b of api is unhealthy"));
     let running = report.drills.running_drill.as_ref().expect("the run in progress");
-    assert_eq!((running.drill.as_str(), running.phase.as_str()), ("weekly-b", "holding"));
+    assert_eq!((running.drill.as_str(), running.phase.as_str()), ("weekly-b", "restoring"));
     assert_eq!(report.drills.next_drill, None, "no drill in force is scheduled");
 
     let json = serde_json::to_value(&report).unwrap();

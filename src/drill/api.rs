@@ -354,7 +354,7 @@ pub async fn summary(
 mod tests {
     use super::*;
     use crate::coord::standalone::StandaloneCoordinator;
-    use crate::drill::report::{Measures, Phase, Trigger};
+    use crate::drill::report::sample_run as run;
 
     fn definition(name: &str, schedule: Option<&str>) -> Definition {
         let schedule =
@@ -366,28 +366,6 @@ mod tests {
         let drill: crate::drill::Drill =
             crate::policy::source::parse_document(std::path::Path::new("d.yaml"), &doc).unwrap();
         drill.definition().unwrap()
-    }
-
-    fn run(drill: &str, started: u64, outcome: Option<Outcome>) -> Report {
-        Report {
-            drill: drill.into(),
-            target: "app/endpoint/a".into(),
-            policy: Some("app".into()),
-            record: Some("app.example.test.".into()),
-            trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
-            started_at: Timestamp(started),
-            finished_at: outcome.map(|_| Timestamp(started + 5_000)),
-            phase: if outcome.is_some() {
-                Phase::Finished
-            } else {
-                Phase::Restoring { since: Timestamp(started), stages: BTreeMap::new() }
-            },
-            outcome,
-            reason: None,
-            failed: false,
-            steps: Vec::new(),
-            measures: Measures::default(),
-        }
     }
 
     #[tokio::test]

@@ -12,9 +12,9 @@ use super::model::{Definition, DrillTarget};
 use super::report::{Outcome, Phase, RecordGenerations, Report, TriggerKind};
 use super::runner::{self, Action, Handover, Request, Tick, World};
 use super::store::{self, RequestKind};
+use crate::controller::audit::{self, OverrideEvent};
 use crate::controller::providers::ProviderSet;
 use crate::controller::run::PreviewInputs;
-use crate::controller::audit::{self, OverrideEvent};
 use crate::controller::{round, state};
 use crate::coord::{CoordError, Coordinator, Epoch};
 use crate::metrics::Metrics;
@@ -457,4 +457,3 @@ async fn record(coordinator: &dyn Coordinator, event: &OverrideEvent) {
         tracing::warn!(id = %event.item.id, error = %e, "drill override change not recorded in the audit trail");
     }
 }
-

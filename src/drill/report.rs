@@ -262,6 +262,31 @@ pub fn key(drill: &str, started_at: Timestamp) -> String {
     format!("{drill}/{:020}", started_at.as_millis())
 }
 
+/// For tests: a scheduled run of `drill` on `app/endpoint/a` (record
+/// `app.example.test.`) started at `started` ms, finished 5 s later with
+/// `outcome`, else still restoring.
+#[cfg(test)]
+pub(crate) fn sample_run(drill: &str, started: u64, outcome: Option<Outcome>) -> Report {
+    Report {
+        drill: drill.into(),
+        target: "app/endpoint/a".into(),
+        policy: Some("app".into()),
+        record: Some("app.example.test.".into()),
+        trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
+        started_at: Timestamp(started),
+        finished_at: outcome.map(|_| Timestamp(started + 5_000)),
+        phase: match outcome {
+            Some(_) => Phase::Finished,
+            None => Phase::Restoring { since: Timestamp(started), stages: BTreeMap::new() },
+        },
+        outcome,
+        reason: None,
+        failed: false,
+        steps: Vec::new(),
+        measures: Measures::default(),
+    }
+}
+
 /// `d` in milliseconds, for measures.
 pub fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64

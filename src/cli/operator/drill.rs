@@ -325,34 +325,27 @@ fn render(r: &Report, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::report::{Measures, Outcome, Phase, StepKind, Trigger};
+    use crate::drill::report::{Measures, Outcome, StepKind, Trigger, sample_run};
     use crate::time::Timestamp;
 
     #[test]
     fn a_report_shows_its_figures_and_every_step_aligned() {
         let mut report = Report {
-            drill: "rehearse-a".into(),
-            target: "app/endpoint/a".into(),
-            policy: Some("app".into()),
-            record: Some("app.drill.test.".into()),
             trigger: Trigger { kind: TriggerKind::Operator, author: "ana".into(), requested_at: None },
-            started_at: Timestamp(1_000),
-            finished_at: None,
-            phase: Phase::Finished,
-            outcome: None,
-            reason: None,
-            failed: false,
-            steps: vec![],
             measures: Measures { time_to_restore_ms: Some(2_700), ..Measures::default() },
+            ..sample_run("rehearse-a", 1_000, None)
         };
         report.step(Timestamp(1_000), StepKind::Preflight, "clear");
-        report.step(Timestamp(1_600), StepKind::Drained, "app.drill.test. read back without a");
+        report.step(Timestamp(1_600), StepKind::Drained, "app.example.test. read back without a");
         report.finish(Timestamp(6_600), Outcome::Ok, "restored");
         let text = render(&report, Style::plain());
-        assert!(text.starts_with("drill rehearse-a (app/endpoint/a on app.drill.test.), started 1970-01-01T00:00:01Z by ana (on request)\n"), "{text}");
+        assert!(text.starts_with("drill rehearse-a (app/endpoint/a on app.example.test.), started 1970-01-01T00:00:01Z by ana (on request)\n"), "{text}");
         assert!(text.contains("outcome: ok   duration 5.6s   time to restore 2.7s"), "{text}");
         assert!(text.contains("TIME                  OFFSET  STEP       DETAIL\n"), "{text}");
-        assert!(text.contains("1970-01-01T00:00:01Z  +0.6s   drained    app.drill.test. read back without a\n"), "{text}");
+        assert!(
+            text.contains("1970-01-01T00:00:01Z  +0.6s   drained    app.example.test. read back without a\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl Entry {
 }
 
 /// `GET /v1/history` holds applied plans and, after them, drill runs (`"drill"` key).
-fn split_history(client: &AdminClient, entries: Vec<serde_json::Value>) -> Result<(Vec<StoredPlan>, Vec<Report>), Failure> {
+fn split_history(
+    client: &AdminClient,
+    entries: Vec<serde_json::Value>,
+) -> Result<(Vec<StoredPlan>, Vec<Report>), Failure> {
     let (drills, plans): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.get("drill").is_some());
     let plans = parse(client, serde_json::Value::Array(plans))?;
     let drills: Vec<StoredDrill> = parse(client, serde_json::Value::Array(drills))?;
@@ -343,34 +346,23 @@ mod tests {
 
     #[test]
     fn drill_runs_show_their_outcome_who_started_them_and_their_figures() {
-        use crate::drill::report::{Phase, Trigger};
-        use crate::time::Timestamp;
-        let run = |outcome: Option<Outcome>| Report {
-            drill: "rehearse-a".into(),
-            target: "app/endpoint/a".into(),
-            policy: Some("app".into()),
-            record: Some("app.drill.test.".into()),
-            trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
-            started_at: Timestamp(2_000),
-            finished_at: outcome.map(|_| Timestamp(7_600)),
-            phase: Phase::Finished,
-            outcome,
-            reason: (outcome == Some(Outcome::Aborted)).then(|| "endpoint b of app is unhealthy".into()),
-            failed: false,
-            steps: vec![],
+        use crate::drill::report::sample_run;
+        let aborted = Report {
+            reason: Some("endpoint b of app is unhealthy".into()),
             measures: Measures { duration_ms: Some(5_600), time_to_restore_ms: Some(2_700), ..Measures::default() },
+            ..sample_run("rehearse-a", 2_000, Some(Outcome::Aborted))
         };
-        let running = Report {
-            phase: Phase::Holding { override_id: "o".into(), until: Timestamp(9_000) },
-            measures: Measures::default(),
-            ..run(None)
-        };
-        let entries = vec![Entry::drill(run(Some(Outcome::Aborted))), Entry::drill(running)];
+        let entries = vec![Entry::drill(aborted), Entry::drill(sample_run("rehearse-a", 2_000, None))];
         let text = render(&entries, Style::plain());
-        assert!(text.contains("1970-01-01T00:00:02Z  drill     rehearse-a on app/endpoint/a (app.drill.test.): aborted\n"), "{text}");
+        assert!(
+            text.contains(
+                "1970-01-01T00:00:02Z  drill     rehearse-a on app/endpoint/a (app.example.test.): aborted\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("    scheduled by veer · took 5.6s · restore 2.7s\n"), "{text}");
         assert!(text.contains("    reason: endpoint b of app is unhealthy\n"), "{text}");
-        assert!(text.contains("(app.drill.test.): running (holding)\n"), "{text}");
+        assert!(text.contains("(app.example.test.): running (restoring)\n"), "{text}");
         let json = serde_json::to_value(&entries).unwrap();
         assert_eq!(json[0]["kind"], "drill");
         assert_eq!(json[0]["outcome"], "aborted");
@@ -378,6 +370,6 @@ mod tests {
         assert_eq!(json[0]["atMs"], 2_000);
         assert_eq!(json[0]["measures"]["timeToRestoreMs"], 2_700);
         assert_eq!(json[1]["outcome"], serde_json::Value::Null);
-        assert_eq!(json[1]["phase"], "holding");
+        assert_eq!(json[1]["phase"], "restoring");
     }
 }

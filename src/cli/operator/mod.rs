@@ -293,7 +293,11 @@ fn os_user() -> Option<String> {
 
 /// The client for changes: previews need a replica that led a round, so a
 /// follower hands over to the leader it names.
-async fn change_client(client: AdminClient, server: &ServerArgs, status: &model::Status) -> Result<AdminClient, Failure> {
+async fn change_client(
+    client: AdminClient,
+    server: &ServerArgs,
+    status: &model::Status,
+) -> Result<AdminClient, Failure> {
     let leader = status.leader.as_ref().and_then(|l| l.admin_url.as_deref());
     match (status.role.as_deref(), leader) {
         (Some("leader"), _) | (_, None) => Ok(client),

@@ -4,8 +4,8 @@
 
 use super::model::{EndpointStatus, OverrideView, RecordStatus, Status};
 use super::term::{Style, expiry, fit, now_ms, rfc3339, short, wrap};
-use crate::drill::api::DrillsSummary;
 use super::{AdminClient, Failure, Output, StatusArgs, block_on, describe_action, fetch_status, target};
+use crate::drill::api::DrillsSummary;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -139,13 +139,8 @@ fn header(out: &mut String, status: &Status, style: Style, now: u64) {
 /// A running drill (highlighted), then the next scheduled drill and the last result.
 fn drills(out: &mut String, drills: &DrillsSummary, style: Style) {
     if let Some(run) = &drills.running_drill {
-        let text = format!(
-            "drill running: {} on {}, {} since {}",
-            run.drill,
-            run.target,
-            run.phase,
-            run.started_at.rfc3339()
-        );
+        let text =
+            format!("drill running: {} on {}, {} since {}", run.drill, run.target, run.phase, run.started_at.rfc3339());
         let _ = writeln!(out, "{}", style.yellow(&wrap(&text, 80, "  ")));
     }
     if let Some(next) = &drills.next_drill {
