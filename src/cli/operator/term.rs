@@ -1,6 +1,6 @@
 //! The terminal side of the operator commands: colour only when stdout is a
 //! terminal (and `NO_COLOR` is unset), times as RFC 3339 UTC, short durations,
-//! and the typed confirmation.
+//! aligned columns, and the typed confirmation.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
