@@ -199,6 +199,48 @@ fn a_scheduled_drill_drains_holds_and_restores_through_warm_up_with_every_step_r
     }
     let out = veer(dir.path(), &["drill", "list"], admin);
     assert!(out.status.success() && text(&out).contains("ok at "), "{}", text(&out));
+
+    // `veer history` lists the run with its outcome, among the plans and override events, newest first.
+    let out = veer(dir.path(), &["history", "app"], admin);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("drill     rehearse-a on app/endpoint/a (app.drill.test.): ok\n"), "{shown}");
+    assert!(shown.contains("scheduled by veer · took "), "{shown}");
+    println!("veer history app:\n{shown}");
+    let out = veer(dir.path(), &["history", "-o", "json"], admin);
+    assert!(out.status.success(), "{}", text(&out));
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = history["entries"].as_array().unwrap();
+    let times: Vec<u64> = entries.iter().filter_map(|e| e["atMs"].as_u64()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {history:#}");
+    let position = |kind: &str, matches: &dyn Fn(&Value) -> bool| {
+        entries.iter().position(|e| e["kind"] == kind && matches(e)).unwrap_or_else(|| panic!("no {kind}: {history:#}"))
+    };
+    let drill_entry = position("drill", &|e| e["drill"] == "rehearse-a");
+    assert_eq!(entries[drill_entry]["outcome"], "ok", "{history:#}");
+    assert!(entries[drill_entry]["measures"]["timeToRestoreMs"].is_u64(), "{history:#}");
+    let drain_plan = position("plan", &|e| e.to_string().contains("drained by drill-rehearse-a"));
+    let drain_created = position("override", &|e| e["event"] == "created" && e["reason"] == "drill:rehearse-a");
+    let drain_lifted = position("override", &|e| e["event"] == "deleted" && e["by"] == "veer");
+    assert_eq!(entries[drain_lifted]["reason"], "drill:rehearse-a: hold over", "{history:#}");
+    assert!(
+        drain_lifted < drain_plan && drain_plan < drill_entry && drain_created < drill_entry,
+        "the run's plans and events are newer than its start, the lift newer than the drain: {history:#}"
+    );
+
+    // `veer status` and the status page show the last result and the next scheduled run (tomorrow's window).
+    let out = veer(dir.path(), &["status"], admin);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("last drill: rehearse-a ok at "), "{shown}");
+    assert!(shown.contains("next drill: rehearse-a on app/endpoint/a at "), "{shown}");
+    let (_, page) = get(admin, "/").unwrap();
+    assert!(
+        page.contains("id=\"last-drill\">last <b>rehearse-a</b> on app/endpoint/a <span class=\"badge ok\">ok</span>"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"next-drill\">next <b>rehearse-a</b> on app/endpoint/a at <time>"), "{page}");
+    assert!(!page.contains("id=\"running-drill\""), "nothing runs now: {page}");
     assert!(child.terminate(Duration::from_secs(20)).is_some_and(|s| s.success()));
     assert!(!child.log().contains(TOKEN), "the token never reaches the logs");
     drop(backends);
@@ -233,6 +275,10 @@ fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
         wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"));
     assert!(holding, "{:?}", report(admin, "rehearse-a"));
     assert_eq!(sorted(dig(dns, "app.drill.test.")), backends.without(0), "a drained");
+    let out = veer(dir.path(), &["status"], admin);
+    assert!(text(&out).contains("drill running: rehearse-a on app/endpoint/a, holding since "), "{}", text(&out));
+    let (_, page) = get(admin, "/").unwrap();
+    assert!(page.contains("id=\"running-drill\"><b>Drill running:</b> <b>rehearse-a</b>"), "{page}");
 
     backends.fail(1);
     let failed_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
@@ -252,6 +298,10 @@ fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
     let stages = steps.iter().filter(|(_, k, _)| k == "stage").count();
     assert_eq!(stages, 2, "the return still went through warm-up: {steps:?}");
     assert_eq!(sorted(dig(dns, "app.drill.test.")), [backends.ips[0].clone(), backends.ips[2].clone()]);
+    let out = veer(dir.path(), &["history", "app.drill.test."], admin);
+    let shown = text(&out);
+    assert!(shown.contains("rehearse-a on app/endpoint/a (app.drill.test.): aborted\n"), "{shown}");
+    assert!(shown.contains("on request by ci") && shown.contains("endpoint b of app is unhealthy"), "{shown}");
     assert!(child.terminate(Duration::from_secs(20)).is_some());
 }
 
@@ -421,6 +471,8 @@ fn a_leader_drill_hands_over_to_the_other_replica_without_losing_or_repeating_a_
 
     let out = veer(dir.path(), &["drill", "report", "handover"], admins[new]);
     assert!(text(&out).contains("take-over") && text(&out).contains("outcome: ok"), "{}", text(&out));
+    let out = veer(dir.path(), &["history"], admins[new]);
+    assert!(text(&out).contains("drill     handover on leader: ok\n"), "{}", text(&out));
     for replica in &mut replicas {
         assert!(replica.terminate(Duration::from_secs(20)).is_some());
     }

@@ -2,8 +2,8 @@
 //! backends, standalone coordination) serves `GET /`; headless Chromium loads it,
 //! dumps the DOM and takes a screenshot. The DOM must show the record, its
 //! endpoints, weights, leader and epoch, warm-up bars and an override created
-//! through the admin API (reason escaped); after a backend dies it must show that
-//! endpoint down and the change the freeze holds.
+//! through the admin API (reason escaped) and the next scheduled drill; after a
+//! backend dies it must show that endpoint down and the change the freeze holds.
 //!
 //! Needs Debian `chromium` (scripts/test installs it): without it the test fails
 //! when `CI` is set and prints SKIPPED otherwise.
@@ -134,6 +134,14 @@ fn serve_once_then_fail(page: String) -> u16 {
     port
 }
 
+/// A daily one-hour UTC window starting six hours from now: the drill is
+/// scheduled, and never due while the test runs.
+fn window_in_six_hours() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60;
+    let hhmm = |m: u64| format!("{:02}:{:02}", m % 1440 / 60, m % 60);
+    format!("daily {}-{}", hhmm(now + 360), hhmm(now + 420))
+}
+
 #[test]
 fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
     let Some(chromium) = chromium() else { return };
@@ -162,9 +170,12 @@ fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
              pools:\n    - name: east\n      endpoints: [{{ id: east-a, address: 127.0.0.61, check: {{ address: 127.0.0.1, port: {} }} }}]\n    \
              - name: west\n      endpoints: [{{ id: west-b, address: 127.0.0.62, check: {{ address: 127.0.0.1, port: {} }} }}]\n  \
              healthCheck: {{ type: http, path: /, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
-             warmup: {{ stages: [25, 50, 100], hold: 10m }}\n",
+             warmup: {{ stages: [25, 50, 100], hold: 10m }}\n\
+             ---\napiVersion: veer/v1\nkind: Drill\nmetadata: {{ name: rehearse-east }}\n\
+             spec: {{ target: east-a, policy: app, schedule: {{ windows: \"{}\" }} }}\n",
             a.addr.port(),
-            b.addr.port()
+            b.addr.port(),
+            window_in_six_hours()
         ),
     )
     .unwrap();
@@ -215,6 +226,7 @@ fn the_status_page_renders_in_chromium_and_shows_a_dead_backend_down() {
         "alice@example",
         "freeze record app.page.test.",
         "<b>Frozen</b> (record)",
+        "id=\"next-drill\">next <b>rehearse-east</b> on app/endpoint/east-a at <time>",
     ] {
         assert!(dom.contains(expected), "missing {expected:?} in the rendered page:\n{dom}");
     }

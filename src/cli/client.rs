@@ -9,16 +9,18 @@ use std::time::Duration;
 use veer_provider::http::Secret;
 
 /// Where the admin API is and how to authenticate; shared by every operator command.
+/// Global, so that commands with subcommands (`veer drill run …`) take them on
+/// either side of the subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Admin API of a veer replica.
-    #[arg(long, env = "VEER_SERVER", default_value = "http://127.0.0.1:9090", value_name = "URL")]
+    #[arg(long, env = "VEER_SERVER", default_value = "http://127.0.0.1:9090", value_name = "URL", global = true)]
     pub server: String,
     /// File holding the admin bearer token (else the variable VEER_TOKEN).
-    #[arg(long, env = "VEER_TOKEN_FILE", value_name = "FILE")]
+    #[arg(long, env = "VEER_TOKEN_FILE", value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
     /// Time allowed for each request (connecting takes at most 3 s of it).
-    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION", global = true)]
     pub timeout: Duration,
 }
 

@@ -3,7 +3,6 @@
 
 mod check;
 pub mod client;
-mod drill;
 mod operator;
 mod plan;
 pub use plan::shutdown_signal;
@@ -49,7 +48,7 @@ pub enum Command {
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
     /// Failover and leader hand-off rehearsals: list, run, abort, report (exit 3: refused).
-    Drill(drill::Args),
+    Drill(operator::drill::Args),
     /// Leader, epoch and per record: answers, weights, health, warm-up, overrides, held changes.
     Status(operator::StatusArgs),
     /// Take an endpoint or pool out of service (impact preview, confirmation; exit 3 if a guard refuses).
@@ -151,7 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run_plan(&args),
         Command::Run(args) => plan::run_once(&args),
         Command::Simulate(args) => simulate::run(&args),
-        Command::Drill(args) => drill::run(&args),
+        Command::Drill(args) => operator::drill::run(&args),
         Command::Demo { keep_running } => {
             let Some(runtime) = runtime() else { return ExitCode::from(1) };
             match runtime.block_on(crate::demo::run(keep_running)) {

@@ -440,13 +440,9 @@ async fn delete_override(
         }
         tracing::info!(%id, author = ?query.author, reason = ?query.reason, "override deleted");
         if let Ok(item) = serde_json::from_value::<crate::planner::Override>(entry.value) {
-            let event = super::audit::OverrideEvent {
-                at: now,
-                event: super::audit::EventKind::Deleted,
-                by: query.author.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into()),
-                reason: query.reason.clone().filter(|r| !r.trim().is_empty()),
-                item,
-            };
+            let by = query.author.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into());
+            let reason = query.reason.clone().filter(|r| !r.trim().is_empty());
+            let event = super::audit::OverrideEvent::deleted(item, by, reason, now);
             if let Err(e) = super::audit::append(state.coordinator.as_ref(), &event).await {
                 tracing::warn!(%id, error = %e, "override deleted, but not recorded in the audit trail");
             }

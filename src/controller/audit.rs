@@ -65,6 +65,11 @@ impl OverrideEvent {
         }
     }
 
+    /// The event for an override removed at `at` by `by` (an operator, or `veer` for a drill's drain).
+    pub fn deleted(item: Override, by: String, reason: Option<String>, at: Timestamp) -> Self {
+        Self { at, event: EventKind::Deleted, by, reason, item }
+    }
+
     fn key(&self) -> Key {
         Key::new(Space::Audit, format!("{:020}-{}-{}", self.at.as_millis(), self.item.id, self.event.as_str()))
     }

@@ -1,7 +1,7 @@
 //! `GET /v1/status` (contract: the status page, `veer status` and drills read it):
 //! what this replica knows about leadership, vantages, every record and endpoint
-//! (desired against published weights, warm-up, held changes, overrides) and the
-//! last applied plans.
+//! (desired against published weights, warm-up, held changes, overrides), the
+//! last applied plans and the drills (next scheduled, last result, running).
 //!
 //! Split in two so that the mapping is testable without a running controller:
 //! [`gather`] does the I/O (the store, the vantage reports, the clock) into
@@ -16,6 +16,8 @@ use super::admin::AdminState;
 use super::run::{LastApply, RoundSummary};
 use super::state::StateSource;
 use crate::coord::{Coordinator, Leadership};
+use crate::drill::api::DrillsSummary;
+use crate::drill::model::Definition;
 use crate::enactor::{Intent, Outcome};
 use crate::health::combine::{CombinerState, FRESH_INTERVALS, combine};
 use crate::health::{EndpointKey, HealthState, HealthView, ProbeVerdict, VantageReport};
@@ -67,6 +69,9 @@ pub struct StatusReport {
     pub overrides: Vec<OverrideView>,
     /// The last applied plans, newest first.
     pub recent_plans: Vec<PlanSummary>,
+    /// The next scheduled drill, the last result and the run in progress (from the store).
+    #[serde(default)]
+    pub drills: DrillsSummary,
 }
 
 /// A replica's part in the election.
@@ -314,6 +319,8 @@ pub struct StoreView {
     pub history: BTreeMap<String, Vec<(u64, serde_json::Value)>>,
     /// The vantage registry: replica id → admin URL.
     pub registry: BTreeMap<String, String>,
+    /// The drills part, from the drill reports and the drills in force.
+    pub drills: DrillsSummary,
     /// Why (part of) the store could not be read.
     pub error: Option<String>,
 }
@@ -423,6 +430,7 @@ pub fn build(input: &StatusInputs<'_>) -> StatusReport {
         records,
         overrides: overrides.into_iter().map(|o| override_view(o, now)).collect(),
         recent_plans: recent_plans(&input.store.history),
+        drills: input.store.drills.clone(),
     }
 }
 
@@ -754,8 +762,14 @@ pub fn vantages_seen(state: &AdminState) -> Vec<VantageSeen> {
 }
 
 /// Reads what status needs from the store, within [`STORE_TIMEOUT`]; errors are
-/// reported in the view instead of failing the report.
-pub async fn read_store(coordinator: &Arc<dyn Coordinator>, records: &[String], now: Timestamp) -> StoreView {
+/// reported in the view instead of failing the report. `drills` are the drills in
+/// force, whose next scheduled runs the view names.
+pub async fn read_store(
+    coordinator: &Arc<dyn Coordinator>,
+    records: &[String],
+    drills: &[Definition],
+    now: Timestamp,
+) -> StoreView {
     let read = async {
         let mut view = StoreView::default();
         let source = StateSource::Coordinator(coordinator.clone());
@@ -783,6 +797,10 @@ pub async fn read_store(coordinator: &Arc<dyn Coordinator>, records: &[String], 
             Ok(entries) => view.registry = entries.into_iter().map(|(id, r)| (id, r.admin_url)).collect(),
             Err(e) => errors.push(format!("vantage registry: {e}")),
         }
+        match crate::drill::api::summary(coordinator.as_ref(), drills, now).await {
+            Ok(summary) => view.drills = summary,
+            Err(e) => errors.push(format!("drill reports: {e}")),
+        }
         view.error = (!errors.is_empty()).then(|| errors.join("; "));
         view
     };
@@ -801,7 +819,8 @@ pub async fn gather(state: &AdminState, now: Timestamp) -> StatusReport {
     let setup: Option<Arc<Setup>> = summary.setup.clone();
     let policies: Vec<&FailoverPolicy> = setup.iter().flat_map(|s| s.policies.iter().map(|p| &p.policy)).collect();
     let records: Vec<String> = policies.iter().map(|p| p.record_name().to_string()).collect();
-    let store = read_store(&state.coordinator, &records, now).await;
+    let drills = state.drills.definitions.borrow().clone();
+    let store = read_store(&state.coordinator, &records, &drills, now).await;
     let leadership = state.coordinator.leadership().borrow().clone();
     let admin_url = setup.as_ref().map(|s| format!("http://{}", s.config.config.admin.listen));
     build(&StatusInputs {

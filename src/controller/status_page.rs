@@ -1,7 +1,8 @@
 //! `GET /`: the status report of [`super::status`] as one HTML page for people
 //! during an incident — leadership, checker impairment, every record with its
 //! endpoints (health per vantage, desired against published weights, warm-up),
-//! held changes, overrides and the last plans with their reasons.
+//! held changes, overrides, the last plans with their reasons, and the drills
+//! (the next scheduled one, the last result, a running one highlighted).
 //!
 //! Self-contained on purpose (inline CSS, a few lines of inline JS, no external
 //! assets): it must work from a port-forward on an isolated network. It refreshes
@@ -13,6 +14,8 @@
 use super::status::{
     EndpointStatus, LeaderStatus, OverrideView, PlanSummary, RecordStatus, Role, StatusReport, WarmupStatus,
 };
+use crate::drill::api::DrillsSummary;
+use crate::drill::report::Outcome;
 use crate::health::{HealthState, ProbeVerdict};
 use std::fmt::Write;
 
@@ -81,6 +84,7 @@ pub fn render(report: &StatusReport) -> String {
     header(&mut main, report);
     banners(&mut main, report);
     vantages(&mut main, report);
+    drills(&mut main, &report.drills);
     for record in &report.records {
         record_section(&mut main, record);
     }
@@ -163,6 +167,18 @@ fn banners(out: &mut String, report: &StatusReport) {
             escape(error)
         );
     }
+    if let Some(run) = &report.drills.running_drill {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner drill\" id=\"running-drill\"><b>Drill running:</b> <b>{drill}</b> on {target} — \
+             {phase} since <time>{since}</time>. It ends by itself; <code>veer drill abort {drill}</code> stops it \
+             at once.</div>",
+            drill = escape(&run.drill),
+            target = escape(&run.target),
+            phase = escape(&run.phase),
+            since = run.started_at.rfc3339(),
+        );
+    }
     if let Some(error) = &report.store_error {
         let _ = writeln!(
             out,
@@ -186,6 +202,46 @@ fn vantages(out: &mut String, report: &StatusReport) {
             " <span class=\"chip {state}\" data-vantage=\"{id}\" title=\"{url}\"><b>{id}</b> {state} · {age}</span>",
             id = escape(&v.id),
             url = escape(v.admin_url.as_deref().unwrap_or("admin URL unknown")),
+        );
+    }
+    out.push_str("</section>\n");
+}
+
+/// The next scheduled drill and the last result, in one line (nothing when no
+/// drill is scheduled and none has run).
+fn drills(out: &mut String, drills: &DrillsSummary) {
+    if drills.next_drill.is_none() && drills.last_drill.is_none() {
+        return;
+    }
+    out.push_str("<section class=\"drills\" id=\"drills\"><span class=\"label\">Drills</span>");
+    match &drills.next_drill {
+        Some(next) => {
+            let _ = write!(
+                out,
+                " <span class=\"chip\" id=\"next-drill\">next <b>{}</b> on {} at <time>{}</time></span>",
+                escape(&next.drill),
+                escape(&next.target),
+                next.at.rfc3339()
+            );
+        }
+        None => out.push_str(" <span class=\"muted\">none scheduled</span>"),
+    }
+    if let Some(last) = &drills.last_drill {
+        let (outcome, class) = match last.outcome {
+            Some(Outcome::Ok) => ("ok", "ok"),
+            Some(Outcome::Aborted) => ("aborted", "bad"),
+            Some(Outcome::Failed) => ("failed", "bad"),
+            Some(Outcome::Refused) => ("refused", "warn"),
+            None => ("unknown", "unknown"),
+        };
+        let _ = write!(
+            out,
+            " <span class=\"chip\" id=\"last-drill\">last <b>{}</b> on {} <span class=\"badge {class}\">{outcome}</span> \
+             <time>{}</time>{}</span>",
+            escape(&last.drill),
+            escape(&last.target),
+            last.finished_at.unwrap_or(last.started_at).rfc3339(),
+            last.reason.as_deref().map_or_else(String::new, |r| format!(" <span class=\"muted\">{}</span>", escape(r))),
         );
     }
     out.push_str("</section>\n");
@@ -449,6 +505,8 @@ h1{font-size:22px;margin:0}h2{font-size:16px;margin:0 0 8px}h3{font-size:13px;ma
 .banner.danger{background:#ffebe9;border-color:#ff8182;color:#82071e}
 .banner.warn{background:#fff8c5;border-color:#d4a72c;color:#4d2d00}
 .banner.info{background:#ddf4ff;border-color:#54aeff;color:#0a3069}
+.banner.drill{background:#fbefff;border-color:#c297ff;color:#512a97}
+.drills{display:flex;flex-wrap:wrap;align-items:center;gap:6px;margin-top:6px}
 .banner.stale{position:fixed;left:20px;right:20px;bottom:10px;background:#ffebe9;border-color:#ff8182;color:#82071e}
 .banner pre{white-space:pre-wrap;margin:6px 0 0;font-size:12px}
 .warn-text{color:var(--warn);font-weight:600}
@@ -490,7 +548,9 @@ mod tests {
     use crate::controller::status::{
         ChangeStatus, CheckerStatus, FrozenStatus, HeldStatus, LastApplyStatus, VantageStatus,
     };
+    use crate::drill::api::{LastDrill, NextDrill, RunningDrill};
     use crate::planner::{FreezeScope, HoldCause, OverrideAction};
+    use crate::time::Timestamp;
     use std::collections::BTreeMap;
 
     const EVIL: &str = "<script>alert('x')</script> & \"quoted\"";
@@ -592,6 +652,27 @@ mod tests {
                     reason: "use1-b unhealthy (2/2 vantages)".into(),
                 }],
             }],
+            drills: DrillsSummary {
+                next_drill: Some(NextDrill {
+                    drill: "weekly-a".into(),
+                    target: "api/endpoint/use1-a".into(),
+                    at: Timestamp(1_795_420_800_000),
+                }),
+                last_drill: Some(LastDrill {
+                    drill: "weekly-b".into(),
+                    target: "api/endpoint/use1-b".into(),
+                    outcome: Some(Outcome::Aborted),
+                    started_at: Timestamp(1_795_334_924_000),
+                    finished_at: Some(Timestamp(1_795_334_930_000)),
+                    reason: Some(format!("endpoint c unhealthy {EVIL}")),
+                }),
+                running_drill: Some(RunningDrill {
+                    drill: "handover".into(),
+                    target: "leader".into(),
+                    started_at: Timestamp(1_795_334_999_000),
+                    phase: "handing-over".into(),
+                }),
+            },
         }
     }
 
@@ -629,11 +710,22 @@ mod tests {
             "expires in 3h 59m",
             "<b>use1-b</b> 50 → 0: use1-b unhealthy (2/2 vantages)",
             "Policy reload rejected",
+            "id=\"next-drill\">next <b>weekly-a</b> on api/endpoint/use1-a at <time>2026-11-23T08:00:00Z</time>",
+            "id=\"last-drill\">last <b>weekly-b</b> on api/endpoint/use1-b <span class=\"badge bad\">aborted</span> \
+             <time>2026-11-22T08:08:50Z</time>",
+            "<div class=\"banner drill\" id=\"running-drill\"><b>Drill running:</b> <b>handover</b> on leader — \
+             handing-over since <time>2026-11-22T08:09:59Z</time>",
         ] {
             assert!(html.contains(expected), "missing {expected:?} in\n{html}");
         }
         assert!(html.contains("setInterval(tick,2000)"), "the page refreshes itself every 2 s");
         assert!(!html.contains("http://") || html.contains("title=\"http://127.0.0.1:9090\""), "no external assets");
+    }
+
+    #[test]
+    fn without_drills_the_page_has_no_drill_strip_and_no_banner() {
+        let html = render(&StatusReport { drills: DrillsSummary::default(), ..sample() });
+        assert!(!html.contains("id=\"drills\"") && !html.contains("id=\"running-drill\""), "{html}");
     }
 
     #[test]

@@ -469,3 +469,34 @@ fn the_outcome_of_a_round_is_the_first_failure_across_providers() {
     let unchanged = vec![("one".to_string(), name.clone(), Outcome::Unchanged)];
     assert!(last_applies(&intents[..1], &unchanged, 3, NOW).is_empty(), "nothing written, nothing to report");
 }
+
+#[tokio::test]
+async fn the_drills_in_the_store_reach_the_report_and_its_json() {
+    use crate::drill::report::{Outcome as DrillOutcome, Report, sample_run};
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = crate::coord::standalone::StandaloneCoordinator::open(dir.path().join("s.json"), "r1").unwrap();
+    let epoch = standalone.campaign().await.unwrap();
+    let aborted = Report {
+        reason: Some("endpoint b of api is unhealthy".into()),
+        ..sample_run("weekly-a", 1_000, Some(DrillOutcome::Aborted))
+    };
+    crate::drill::store::save(&standalone, epoch, &aborted).await.unwrap();
+    crate::drill::store::save(&standalone, epoch, &sample_run("weekly-b", 90_000, None)).await.unwrap();
+    let coordinator: Arc<dyn Coordinator> = Arc::new(standalone);
+
+    let mut case = Case::leader();
+    case.store = read_store(&coordinator, &[], &[], NOW).await;
+    assert_eq!(case.store.error, None);
+    let report = case.build();
+    let last = report.drills.last_drill.as_ref().expect("the last finished run");
+    assert_eq!((last.drill.as_str(), last.outcome), ("weekly-a", Some(DrillOutcome::Aborted)));
+    assert_eq!(last.reason.as_deref(), Some("endpoint b of api is unhealthy"));
+    let running = report.drills.running_drill.as_ref().expect("the run in progress");
+    assert_eq!((running.drill.as_str(), running.phase.as_str()), ("weekly-b", "restoring"));
+    assert_eq!(report.drills.next_drill, None, "no drill in force is scheduled");
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["drills"]["lastDrill"]["outcome"], "aborted", "{json:#}");
+    assert_eq!(json["drills"]["runningDrill"]["startedAt"], 90_000, "{json:#}");
+    assert_eq!(serde_json::from_value::<StatusReport>(json).unwrap(), report, "the report reads back");
+}

@@ -66,19 +66,12 @@ pub async fn list(State(state): State<AdminState>) -> Response {
                 "maxCapacityPercent": d.max_capacity_percent,
                 "abortOn": d.abort_on,
                 "nextRun": runner::next_scheduled(d, runs, now),
-                "running": running.map(|r| json!({ "startedAt": r.started_at, "phase": phase_name(r) })),
+                "running": running.map(|r| json!({ "startedAt": r.started_at, "phase": r.phase_name() })),
                 "last": last_finished(runs).map(last_result),
             })
         })
         .collect();
     Json(drills).into_response()
-}
-
-fn phase_name(report: &Report) -> String {
-    serde_json::to_value(&report.phase)
-        .ok()
-        .and_then(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
-        .unwrap_or_default()
 }
 
 fn last_result(r: &Report) -> serde_json::Value {
@@ -267,7 +260,7 @@ fn same_record(a: &str, b: &str) -> bool {
 }
 
 /// The next scheduled drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NextDrill {
     /// The drill.
@@ -279,11 +272,14 @@ pub struct NextDrill {
 }
 
 /// The last finished run of any drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastDrill {
     /// The drill.
     pub drill: String,
+    /// What it rehearsed (`app/endpoint/a`, `leader`).
+    #[serde(default)]
+    pub target: String,
     /// How it ended.
     pub outcome: Option<Outcome>,
     /// When it started.
@@ -294,16 +290,31 @@ pub struct LastDrill {
     pub reason: Option<String>,
 }
 
-/// The drills part of the status: what runs next, what ran last, what runs now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The run in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct RunningDrill {
+    /// The drill.
+    pub drill: String,
+    /// What it rehearses.
+    #[serde(default)]
+    pub target: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Where it is: `draining`, `holding`, `restoring`, `handing-over`.
+    pub phase: String,
+}
+
+/// The drills part of the status: what runs next, what ran last, what runs now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct DrillsSummary {
     /// The earliest scheduled run to come.
     pub next_drill: Option<NextDrill>,
     /// The latest finished run.
     pub last_drill: Option<LastDrill>,
-    /// The run in progress: drill and phase.
-    pub running_drill: Option<serde_json::Value>,
+    /// The run in progress (one at a time).
+    pub running_drill: Option<RunningDrill>,
 }
 
 /// Builds the drills part of `/v1/status` from the store (works on any replica).
@@ -324,15 +335,18 @@ pub async fn summary(
     let all: Vec<&Report> = reports.values().flatten().collect();
     let last_drill = all.iter().filter(|r| r.is_finished()).max_by_key(|r| r.finished_at).map(|r| LastDrill {
         drill: r.drill.clone(),
+        target: r.target.clone(),
         outcome: r.outcome,
         started_at: r.started_at,
         finished_at: r.finished_at,
         reason: r.reason.clone(),
     });
-    let running_drill = all
-        .iter()
-        .find(|r| !r.is_finished())
-        .map(|r| json!({ "drill": r.drill, "startedAt": r.started_at, "phase": phase_name(r) }));
+    let running_drill = all.iter().find(|r| !r.is_finished()).map(|r| RunningDrill {
+        drill: r.drill.clone(),
+        target: r.target.clone(),
+        started_at: r.started_at,
+        phase: r.phase_name(),
+    });
     Ok(DrillsSummary { next_drill, last_drill, running_drill })
 }
 
@@ -340,7 +354,7 @@ pub async fn summary(
 mod tests {
     use super::*;
     use crate::coord::standalone::StandaloneCoordinator;
-    use crate::drill::report::{Measures, Phase, Trigger};
+    use crate::drill::report::sample_run as run;
 
     fn definition(name: &str, schedule: Option<&str>) -> Definition {
         let schedule =
@@ -352,28 +366,6 @@ mod tests {
         let drill: crate::drill::Drill =
             crate::policy::source::parse_document(std::path::Path::new("d.yaml"), &doc).unwrap();
         drill.definition().unwrap()
-    }
-
-    fn run(drill: &str, started: u64, outcome: Option<Outcome>) -> Report {
-        Report {
-            drill: drill.into(),
-            target: "app/endpoint/a".into(),
-            policy: Some("app".into()),
-            record: Some("app.example.test.".into()),
-            trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
-            started_at: Timestamp(started),
-            finished_at: outcome.map(|_| Timestamp(started + 5_000)),
-            phase: if outcome.is_some() {
-                Phase::Finished
-            } else {
-                Phase::Restoring { since: Timestamp(started), stages: BTreeMap::new() }
-            },
-            outcome,
-            reason: None,
-            failed: false,
-            steps: Vec::new(),
-            measures: Measures::default(),
-        }
     }
 
     #[tokio::test]
@@ -400,7 +392,7 @@ mod tests {
         let status = summary(&coordinator, &definitions, now).await.unwrap();
         let last = status.last_drill.unwrap();
         assert_eq!((last.drill.as_str(), last.outcome), ("weekly", Some(Outcome::Aborted)));
-        assert_eq!(status.running_drill.unwrap()["drill"], "manual");
+        assert_eq!(status.running_drill.unwrap().drill, "manual");
         let json = serde_json::to_value(summary(&coordinator, &definitions, now).await.unwrap()).unwrap();
         assert!(json.get("nextDrill").is_some() && json.get("lastDrill").is_some(), "{json}");
     }

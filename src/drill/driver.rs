@@ -12,12 +12,13 @@ use super::model::{Definition, DrillTarget};
 use super::report::{Outcome, Phase, RecordGenerations, Report, TriggerKind};
 use super::runner::{self, Action, Handover, Request, Tick, World};
 use super::store::{self, RequestKind};
+use crate::controller::audit::{self, OverrideEvent};
 use crate::controller::providers::ProviderSet;
 use crate::controller::run::PreviewInputs;
 use crate::controller::{round, state};
 use crate::coord::{CoordError, Coordinator, Epoch};
 use crate::metrics::Metrics;
-use crate::planner::{ObservedRecord, Plan};
+use crate::planner::{ObservedRecord, Override, Plan};
 use crate::policy::LoadedPolicy;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -337,16 +338,11 @@ impl Driver {
                     let r = state::put_override(coordinator, o).await;
                     if r.is_ok() {
                         tracing::info!(id = %o.id, author = %o.author, reason = %o.reason, "override created");
+                        record(coordinator, &OverrideEvent::created(o)).await;
                     }
                     r
                 }
-                Action::Lift(id) => {
-                    let r = state::delete_override(coordinator, id).await;
-                    if r.is_ok() {
-                        tracing::info!(%id, "override deleted");
-                    }
-                    r
-                }
+                Action::Lift(id) => lift(coordinator, id, next, round.now).await,
                 Action::StepDown => {
                     tracing::info!(epoch = round.epoch.0, drill = %next.drill, "stepping down for a leader drill");
                     coordinator.step_down().await
@@ -435,4 +431,29 @@ async fn generations(
         out.push(RecordGenerations { record, history, providers: by_provider });
     }
     out
+}
+
+/// Removes the drain override of `run` and records the removal in the audit
+/// trail, as the admin API does for an operator's (`by veer`, the drill and why it
+/// ended as the reason).
+async fn lift(coordinator: &dyn Coordinator, id: &str, run: &Report, now: Timestamp) -> Result<(), CoordError> {
+    let key = crate::coord::Key::new(crate::coord::Space::Overrides, id);
+    let item = coordinator.get(&key).await?.and_then(|e| serde_json::from_value::<Override>(e.value).ok());
+    state::delete_override(coordinator, id).await?;
+    tracing::info!(%id, "override deleted");
+    if let Some(item) = item {
+        let reason = match &run.reason {
+            Some(why) => format!("drill:{}: {why}", run.drill),
+            None => format!("drill:{}: hold over", run.drill),
+        };
+        record(coordinator, &OverrideEvent::deleted(item, "veer".into(), Some(reason), now)).await;
+    }
+    Ok(())
+}
+
+/// Appends to the audit trail; a failure is logged (the override itself is in place).
+async fn record(coordinator: &dyn Coordinator, event: &OverrideEvent) {
+    if let Err(e) = audit::append(coordinator, event).await {
+        tracing::warn!(id = %event.item.id, error = %e, "drill override change not recorded in the audit trail");
+    }
 }

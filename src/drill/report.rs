@@ -229,6 +229,14 @@ impl Report {
         key(&self.drill, self.started_at)
     }
 
+    /// Where the run is, as the API names it: `holding`, `restoring`, `finished`, ….
+    pub fn phase_name(&self) -> String {
+        serde_json::to_value(&self.phase)
+            .ok()
+            .and_then(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
+            .unwrap_or_default()
+    }
+
     /// Whether the run is over.
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Finished)
@@ -252,6 +260,31 @@ impl Report {
 /// The store key name of a run of `drill` started at `started_at`.
 pub fn key(drill: &str, started_at: Timestamp) -> String {
     format!("{drill}/{:020}", started_at.as_millis())
+}
+
+/// For tests: a scheduled run of `drill` on `app/endpoint/a` (record
+/// `app.example.test.`) started at `started` ms, finished 5 s later with
+/// `outcome`, else still restoring.
+#[cfg(test)]
+pub(crate) fn sample_run(drill: &str, started: u64, outcome: Option<Outcome>) -> Report {
+    Report {
+        drill: drill.into(),
+        target: "app/endpoint/a".into(),
+        policy: Some("app".into()),
+        record: Some("app.example.test.".into()),
+        trigger: Trigger { kind: TriggerKind::Schedule, author: "veer".into(), requested_at: None },
+        started_at: Timestamp(started),
+        finished_at: outcome.map(|_| Timestamp(started + 5_000)),
+        phase: match outcome {
+            Some(_) => Phase::Finished,
+            None => Phase::Restoring { since: Timestamp(started), stages: BTreeMap::new() },
+        },
+        outcome,
+        reason: None,
+        failed: false,
+        steps: Vec::new(),
+        measures: Measures::default(),
+    }
 }
 
 /// `d` in milliseconds, for measures.
@@ -283,6 +316,7 @@ mod tests {
         report.step(Timestamp(1_000), StepKind::Drain, "drain o written");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["phase"], "holding");
+        assert_eq!(report.phase_name(), "holding");
         assert_eq!(json["overrideId"], "o");
         assert_eq!(json["steps"][0]["step"], "drain");
         assert_eq!(serde_json::from_value::<Report>(json).unwrap(), report);

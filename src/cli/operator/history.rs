@@ -1,10 +1,12 @@
 //! `veer history [RECORD] [--since D] [-o table|json]`: the audit trail, newest
-//! first — applied plans (generation, epoch, each change with its reason) and
-//! override events (created, deleted, expired: who, why, when, until when).
+//! first — applied plans (generation, epoch, each change with its reason),
+//! override events (created, deleted, expired: who, why, when, until when) and
+//! drill runs (what, who started them, how they ended, their figures).
 
 use super::model::{OverrideView, Time};
-use super::term::{Style, now_ms, parse_time, rfc3339};
+use super::term::{Style, now_ms, parse_time, rfc3339, seconds};
 use super::{AdminClient, Failure, HistoryArgs, Output, block_on, concerns, describe_action, fetch_status, target};
+use crate::drill::report::{Measures, Outcome, Report, TriggerKind};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -35,6 +37,12 @@ struct Change {
     from: Option<u64>,
     to: Option<u64>,
     reason: String,
+}
+
+/// A drill run as `GET /v1/history` returns it (after the plans).
+#[derive(Debug, Deserialize)]
+struct StoredDrill {
+    report: Report,
 }
 
 /// An override event as `GET /v1/history/overrides` returns it.
@@ -75,14 +83,63 @@ enum Entry {
         #[serde(rename = "override")]
         item: serde_json::Value,
     },
+    /// A drill run, at its start (its steps: `veer drill report NAME`).
+    #[serde(rename_all = "camelCase")]
+    Drill {
+        at: Option<String>,
+        at_ms: Option<u64>,
+        /// The record drained (`None` for leader drills).
+        record: Option<String>,
+        drill: String,
+        target: String,
+        /// `schedule` or `operator`.
+        trigger: TriggerKind,
+        by: String,
+        /// `ok`, `aborted`, `refused`, `failed`; `None` while it runs.
+        outcome: Option<Outcome>,
+        /// `finished`, or where a running drill is.
+        phase: String,
+        finished_at: Option<String>,
+        reason: Option<String>,
+        measures: Measures,
+    },
 }
 
 impl Entry {
     fn at_ms(&self) -> Option<u64> {
         match self {
-            Self::Plan { at_ms, .. } | Self::Override { at_ms, .. } => *at_ms,
+            Self::Plan { at_ms, .. } | Self::Override { at_ms, .. } | Self::Drill { at_ms, .. } => *at_ms,
         }
     }
+
+    fn drill(report: Report) -> Self {
+        let phase = report.phase_name();
+        Self::Drill {
+            at: Some(report.started_at.rfc3339()),
+            at_ms: Some(report.started_at.as_millis()),
+            record: report.record,
+            drill: report.drill,
+            target: report.target,
+            trigger: report.trigger.kind,
+            by: report.trigger.author,
+            outcome: report.outcome,
+            phase,
+            finished_at: report.finished_at.map(|t| t.rfc3339()),
+            reason: report.reason,
+            measures: report.measures,
+        }
+    }
+}
+
+/// `GET /v1/history` holds applied plans and, after them, drill runs (`"drill"` key).
+fn split_history(
+    client: &AdminClient,
+    entries: Vec<serde_json::Value>,
+) -> Result<(Vec<StoredPlan>, Vec<Report>), Failure> {
+    let (drills, plans): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.get("drill").is_some());
+    let plans = parse(client, serde_json::Value::Array(plans))?;
+    let drills: Vec<StoredDrill> = parse(client, serde_json::Value::Array(drills))?;
+    Ok((plans, drills.into_iter().map(|d| d.report).collect()))
 }
 
 /// `--since`: a duration back from now, or a date/time.
@@ -113,7 +170,7 @@ pub fn run(args: &HistoryArgs) -> ExitCode {
             None => None,
         };
         let query: Vec<(&str, &str)> = record.map(|r| vec![("record", r.name.as_str())]).unwrap_or_default();
-        let plans: Vec<StoredPlan> = parse(&client, client.get("/v1/history", &query).await?)?;
+        let (plans, drills) = split_history(&client, parse(&client, client.get("/v1/history", &query).await?)?)?;
         let events: Vec<StoredEvent> = parse(&client, client.get("/v1/history/overrides", &[]).await?)?;
         let events: Vec<StoredEvent> = events
             .into_iter()
@@ -123,9 +180,9 @@ pub fn run(args: &HistoryArgs) -> ExitCode {
                 })
             })
             .collect();
-        Ok((plans, events))
+        Ok((plans, events, drills))
     });
-    let (plans, events) = match fetched {
+    let (plans, events, drills) = match fetched {
         Ok(f) => f,
         Err(f) => return f.exit(),
     };
@@ -148,6 +205,7 @@ pub fn run(args: &HistoryArgs) -> ExitCode {
             reason: e.reason,
             item: e.item,
         }))
+        .chain(drills.into_iter().map(Entry::drill))
         .filter(|e| from.is_none_or(|from| e.at_ms().is_some_and(|at| at >= from)))
         .collect();
     // Newest first; plans without a time (stored by older versions) last, by generation.
@@ -214,6 +272,28 @@ fn render(entries: &[Entry], style: Style) -> String {
                 out.push_str(&detail);
                 out.push('\n');
             }
+            Entry::Drill { at, record, drill, target, trigger, by, outcome, phase, reason, measures, .. } => {
+                let on = record.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let how = match outcome {
+                    Some(o) => style.outcome(o.as_str()),
+                    None => format!("{} ({phase})", style.outcome("running")),
+                };
+                out.push_str(&format!(
+                    "{}  {}  {drill} on {target}{on}: {how}\n",
+                    at.as_deref().unwrap_or("?"),
+                    style.bold("drill   ")
+                ));
+                let mut detail = vec![format!("{} by {by}", super::drill::trigger_label(*trigger))];
+                let figure = |label: &str, ms: Option<u64>| ms.map(|ms| format!("{label} {}", seconds(ms)));
+                detail.extend(figure("took", measures.duration_ms));
+                detail.extend(figure("detect", measures.time_to_detect_ms));
+                detail.extend(figure("restore", measures.time_to_restore_ms));
+                detail.extend(figure("take-over", measures.take_over_ms));
+                out.push_str(&format!("    {}\n", detail.join(" · ")));
+                if let Some(why) = reason {
+                    out.push_str(&format!("    {}\n", super::term::wrap(&format!("reason: {why}"), 76, "      ")));
+                }
+            }
         }
     }
     out
@@ -262,5 +342,34 @@ mod tests {
         assert_eq!(json[0]["kind"], "override");
         assert_eq!(json[1]["kind"], "plan");
         assert_eq!(json[1]["atMs"], 500);
+    }
+
+    #[test]
+    fn drill_runs_show_their_outcome_who_started_them_and_their_figures() {
+        use crate::drill::report::sample_run;
+        let aborted = Report {
+            reason: Some("endpoint b of app is unhealthy".into()),
+            measures: Measures { duration_ms: Some(5_600), time_to_restore_ms: Some(2_700), ..Measures::default() },
+            ..sample_run("rehearse-a", 2_000, Some(Outcome::Aborted))
+        };
+        let entries = vec![Entry::drill(aborted), Entry::drill(sample_run("rehearse-a", 2_000, None))];
+        let text = render(&entries, Style::plain());
+        assert!(
+            text.contains(
+                "1970-01-01T00:00:02Z  drill     rehearse-a on app/endpoint/a (app.example.test.): aborted\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("    scheduled by veer · took 5.6s · restore 2.7s\n"), "{text}");
+        assert!(text.contains("    reason: endpoint b of app is unhealthy\n"), "{text}");
+        assert!(text.contains("(app.example.test.): running (restoring)\n"), "{text}");
+        let json = serde_json::to_value(&entries).unwrap();
+        assert_eq!(json[0]["kind"], "drill");
+        assert_eq!(json[0]["outcome"], "aborted");
+        assert_eq!(json[0]["trigger"], "schedule");
+        assert_eq!(json[0]["atMs"], 2_000);
+        assert_eq!(json[0]["measures"]["timeToRestoreMs"], 2_700);
+        assert_eq!(json[1]["outcome"], serde_json::Value::Null);
+        assert_eq!(json[1]["phase"], "restoring");
     }
 }

@@ -1,9 +1,12 @@
-//! The operator commands (SPEC §10, issue 7): `veer status`, `drain`, `undrain`,
-//! `pin`, `unpin`, `failover`, `freeze`, `unfreeze`, `history`. They talk to a
-//! replica's admin API only; every change is previewed by the server first, shown,
-//! confirmed by typing its name (unless `--yes`), and refused with exit 3 when a
-//! guard says no.
+//! The operator commands (SPEC §10, issues 7 and 13): `veer status`, `drain`,
+//! `undrain`, `pin`, `unpin`, `failover`, `freeze`, `unfreeze`, `history`, `drill`.
+//! They talk to a replica's admin API only; every change is previewed by the
+//! server first, shown, confirmed by typing its name (unless `--yes`), and refused
+//! with exit 3 when a guard says no. This module holds what they share: the
+//! arguments, the failure type, the author, the hand-over to the leader and the
+//! confirmation.
 
+pub(crate) mod drill;
 mod history;
 pub(crate) mod model;
 mod mutate;
@@ -265,9 +268,94 @@ fn concerns(action: &OverrideAction, record: &model::RecordStatus) -> bool {
     }
 }
 
+/// Who is acting: `--author`/`VEER_AUTHOR`, else the OS user (`USER`, `LOGNAME`,
+/// or the name of this process's uid in /etc/passwd).
+fn author(given: Option<&str>) -> Result<String, Failure> {
+    given
+        .map(str::to_string)
+        .or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok()))
+        .or_else(os_user)
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Failure::usage("cannot tell who you are", Some("pass --author NAME or set VEER_AUTHOR")))
+}
+
+/// The name of this process's uid, from /etc/passwd.
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+    })
+}
+
+/// The client for changes: previews need a replica that led a round, so a
+/// follower hands over to the leader it names.
+async fn change_client(
+    client: AdminClient,
+    server: &ServerArgs,
+    status: &model::Status,
+) -> Result<AdminClient, Failure> {
+    let leader = status.leader.as_ref().and_then(|l| l.admin_url.as_deref());
+    match (status.role.as_deref(), leader) {
+        (Some("leader"), _) | (_, None) => Ok(client),
+        (_, Some(url)) => {
+            eprintln!("veer: {} is a follower; sending the change to the leader at {url}", client.server());
+            Ok(AdminClient::new(&ServerArgs { server: url.to_string(), ..server.clone() })?)
+        }
+    }
+}
+
+/// A preview goes where the operator reads it: stdout for tables, stderr beside JSON.
+fn show(output: Output, text: &str) {
+    use std::io::Write as _;
+    match output {
+        Output::Table => {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
+        }
+        Output::Json => eprint!("{text}"),
+    }
+}
+
+/// Asks to type `word` before `summary` happens; `false` on a wrong answer or
+/// when the terminal cannot be read.
+fn confirmed(summary: &str, word: &str) -> bool {
+    match term::confirm(&format!("About to {summary}."), word) {
+        Ok(true) => true,
+        Ok(false) => false,
+        Err(e) => {
+            super::error_line(&format!("cannot read the confirmation: {e}"), Some("pass --yes to skip it"));
+            false
+        }
+    }
+}
+
+/// Not confirmed: nothing was changed (exit 1); JSON output still gets its document.
+fn not_confirmed(output: Output, document: &serde_json::Value) -> ExitCode {
+    if output == Output::Json {
+        println!("{document:#}");
+    }
+    super::error_line("not confirmed: nothing was changed", Some("type the name exactly, or pass --yes"));
+    ExitCode::from(1)
+}
+
 /// `veer completions SHELL`: the completion script on stdout.
 pub fn completions(shell: clap_complete::Shell) -> ExitCode {
     let mut command = <super::Cli as clap::CommandFactory>::command();
     clap_complete::generate(shell, &mut command, "veer", &mut std::io::stdout());
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_author_comes_from_the_flag_or_the_environment() {
+        assert_eq!(author(Some(" ana ")).unwrap(), "ana");
+        assert!(author(Some("  ")).is_err());
+    }
 }

@@ -40,6 +40,8 @@ pub struct Status {
     pub vantages: Vec<VantageInfo>,
     pub records: Vec<RecordStatus>,
     pub overrides: Vec<OverrideView>,
+    /// The next scheduled drill, the last result, the run in progress (absent from older replicas).
+    pub drills: crate::drill::api::DrillsSummary,
 }
 
 #[derive(Debug, Default, Deserialize)]

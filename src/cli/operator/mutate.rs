@@ -8,12 +8,12 @@ use super::model::{Impact, OverrideView, Status};
 use super::term::{self, Style, expiry, fit, now_ms};
 use super::{
     AdminClient, ChangeArgs, DrainArgs, FailoverArgs, Failure, FreezeArgs, FreezeScopeArgs, Output, PinArgs, REFUSED,
-    UndoArgs, UndrainArgs, UnfreezeArgs, UnpinArgs, block_on, concerns, describe_action, fetch_status, target,
+    UndoArgs, UndrainArgs, UnfreezeArgs, UnpinArgs, author, block_on, change_client, concerns, confirmed,
+    describe_action, fetch_status, not_confirmed, show, target,
 };
 use crate::planner::{FreezeScope, OverrideAction, TargetKind};
 use reqwest::Method;
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::process::ExitCode;
 
 /// A change ready to preview: what to send and how to talk about it.
@@ -220,46 +220,6 @@ fn freeze_scope(args: &FreezeScopeArgs, status: &Status) -> Result<(FreezeScope,
     }
 }
 
-/// Who is acting: `--author`/`VEER_AUTHOR`, else the OS user (`USER`, `LOGNAME`,
-/// or the name of this process's uid in /etc/passwd).
-fn author(given: Option<&str>) -> Result<String, Failure> {
-    given
-        .map(str::to_string)
-        .or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok()))
-        .or_else(os_user)
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| Failure::usage("cannot tell who you are", Some("pass --author NAME or set VEER_AUTHOR")))
-}
-
-/// The name of this process's uid, from /etc/passwd.
-fn os_user() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let fields: Vec<&str> = l.split(':').collect();
-        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
-    })
-}
-
-/// The client for changes: previews need a replica that led a round, so a
-/// follower hands over to the leader it names.
-async fn change_client(
-    client: AdminClient,
-    server: &super::ServerArgs,
-    status: &Status,
-) -> Result<AdminClient, Failure> {
-    let leader = status.leader.as_ref().and_then(|l| l.admin_url.as_deref());
-    match (status.role.as_deref(), leader) {
-        (Some("leader"), _) | (_, None) => Ok(client),
-        (_, Some(url)) => {
-            eprintln!("veer: {} is a follower; sending the change to the leader at {url}", client.server());
-            Ok(AdminClient::new(&super::ServerArgs { server: url.to_string(), ..server.clone() })?)
-        }
-    }
-}
-
 /// Preview → (refusal: exit 3) → confirmation → create.
 fn create(
     command: &'static str,
@@ -340,7 +300,7 @@ fn create(
         return refuse(args.output, &document, &shown);
     }
     if !args.yes && !confirmed(&proposal.summary, &proposal.word) {
-        return abort(args.output, &document);
+        return not_confirmed(args.output, &document);
     }
     let created =
         block_on(async { Ok(client.call(Method::POST, client.url("/v1/overrides", &[]), Some(&body), &[409]).await?) });
@@ -423,7 +383,7 @@ fn remove(
     text.push_str(&impact_text(&impact, false, style));
     show(args.output, &text);
     if !args.yes && !confirmed(&removal.summary, &removal.word) {
-        return abort(args.output, &document);
+        return not_confirmed(args.output, &document);
     }
     let mut query = vec![("author", author.as_str())];
     if let Some(r) = &reason {
@@ -439,35 +399,6 @@ fn remove(
         Output::Table => println!("{} {}: {}", style.green("removed"), removal.ids.join(", "), removal.summary),
     }
     ExitCode::SUCCESS
-}
-
-fn show(output: Output, text: &str) {
-    match output {
-        Output::Table => {
-            print!("{text}");
-            let _ = std::io::stdout().flush();
-        }
-        Output::Json => eprint!("{text}"),
-    }
-}
-
-fn confirmed(summary: &str, word: &str) -> bool {
-    match term::confirm(&format!("About to {summary}."), word) {
-        Ok(true) => true,
-        Ok(false) => false,
-        Err(e) => {
-            super::super::error_line(&format!("cannot read the confirmation: {e}"), Some("pass --yes to skip it"));
-            false
-        }
-    }
-}
-
-fn abort(output: Output, document: &serde_json::Value) -> ExitCode {
-    if output == Output::Json {
-        println!("{document:#}");
-    }
-    super::super::error_line("not confirmed: nothing was changed", Some("type the name exactly, or pass --yes"));
-    ExitCode::from(1)
 }
 
 /// What a refused change would do if forced, each record marked with the guard
@@ -613,11 +544,5 @@ mod tests {
         for line in text.lines() {
             assert!(line.chars().count() <= 80, "{line:?}");
         }
-    }
-
-    #[test]
-    fn the_author_comes_from_the_flag_or_the_environment() {
-        assert_eq!(author(Some(" ana ")).unwrap(), "ana");
-        assert!(author(Some("  ")).is_err());
     }
 }

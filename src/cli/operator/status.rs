@@ -1,10 +1,11 @@
-//! `veer status [RECORD] [-o table|json]`: leadership, then per record the
-//! published and desired weights, health per endpoint (n/m vantages), warm-up,
+//! `veer status [RECORD] [-o table|json]`: leadership and drills, then per record
+//! the published and desired weights, health per endpoint (n/m vantages), warm-up,
 //! overrides, held changes and the last apply — for an 80-column terminal.
 
 use super::model::{EndpointStatus, OverrideView, RecordStatus, Status};
-use super::term::{Style, expiry, fit, now_ms, rfc3339, short};
+use super::term::{Style, expiry, fit, now_ms, rfc3339, short, wrap};
 use super::{AdminClient, Failure, Output, StatusArgs, block_on, describe_action, fetch_status, target};
+use crate::drill::api::DrillsSummary;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ pub fn run(args: &StatusArgs) -> ExitCode {
 pub fn render(status: &Status, only: Option<&str>, style: Style, now: u64) -> String {
     let mut out = String::new();
     header(&mut out, status, style, now);
+    drills(&mut out, &status.drills, style);
     let shown: Vec<&RecordStatus> = status.records.iter().filter(|r| only.is_none_or(|n| r.name == n)).collect();
     if shown.is_empty() && only.is_none() {
         let _ = writeln!(out, "\n{}", style.dim("no records reported yet"));
@@ -132,6 +134,27 @@ fn header(out: &mut String, status: &Status, style: Style, now: u64) {
         }
     }
     let _ = now;
+}
+
+/// A running drill (highlighted), then the next scheduled drill and the last result.
+fn drills(out: &mut String, drills: &DrillsSummary, style: Style) {
+    if let Some(run) = &drills.running_drill {
+        let text =
+            format!("drill running: {} on {}, {} since {}", run.drill, run.target, run.phase, run.started_at.rfc3339());
+        let _ = writeln!(out, "{}", style.yellow(&wrap(&text, 80, "  ")));
+    }
+    if let Some(next) = &drills.next_drill {
+        let text = format!("next drill: {} on {} at {}", next.drill, next.target, next.at.rfc3339());
+        let _ = writeln!(out, "{}", wrap(&text, 80, "  "));
+    }
+    if let Some(last) = &drills.last_drill {
+        let outcome = last.outcome.map_or("unknown", |o| o.as_str());
+        let at = last.finished_at.unwrap_or(last.started_at).rfc3339();
+        let why = last.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        let text = wrap(&format!("last drill: {} {outcome} at {at}{why}", last.drill), 80, "  ");
+        let painted = text.replacen(&format!(" {outcome} at "), &format!(" {} at ", style.outcome(outcome)), 1);
+        let _ = writeln!(out, "{painted}");
+    }
 }
 
 fn render_record(out: &mut String, r: &RecordStatus, style: Style, now: u64) {
@@ -253,7 +276,14 @@ mod tests {
             } ],
             "overrides": [ { "id": "o-1", "action": { "kind": "drain", "target": { "kind": "pool", "name": "gcp" } },
                              "reason": "maintenance", "author": "ana", "createdAt": "2026-11-02T10:30:00Z",
-                             "expiresAt": "2026-11-02T14:30:00Z" } ]
+                             "expiresAt": "2026-11-02T14:30:00Z" } ],
+            "drills": {
+                "nextDrill": { "drill": "weekly-use1-a", "target": "api/endpoint/use1-a", "at": 1793628000000u64 },
+                "lastDrill": { "drill": "weekly-use1-b", "target": "api/endpoint/use1-b", "outcome": "aborted",
+                               "startedAt": 1793600000000u64, "finishedAt": 1793600006000u64,
+                               "reason": "endpoint use1-a of api is unhealthy, so the drill stopped and restored at once" },
+                "runningDrill": null
+            }
         }))
         .unwrap()
     }
@@ -275,6 +305,8 @@ mod tests {
             "held use1-b-with-a-very-long-id: velocity",
             "override drain pool/gcp  o-1",
             "by ana: \"maintenance\" · expires in 3h59m",
+            "next drill: weekly-use1-a on api/endpoint/use1-a at 2026-11-02T14:00:00Z",
+            "last drill: weekly-use1-b aborted at 2026-11-02T06:13:26Z: endpoint use1-a of\n  api is unhealthy",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
@@ -292,5 +324,18 @@ mod tests {
         assert!(text.contains("replica r2 · follower · leader r0 (epoch 3)"), "{text}");
         assert!(text.contains("leader at http://h:9090"), "{text}");
         assert!(text.contains("no records reported yet"), "{text}");
+        assert!(!text.contains("drill"), "no drill lines without drills: {text}");
+    }
+
+    #[test]
+    fn a_running_drill_is_named_with_its_phase() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "replica": "r1", "role": "leader",
+            "drills": { "runningDrill": { "drill": "handover", "target": "leader", "startedAt": 1793615400000u64,
+                                          "phase": "handing-over" } }
+        }))
+        .unwrap();
+        let text = render(&status, None, Style::plain(), 0);
+        assert!(text.contains("drill running: handover on leader, handing-over since 2026-11-02T10:30:00Z"), "{text}");
     }
 }

@@ -1,6 +1,6 @@
 //! The terminal side of the operator commands: colour only when stdout is a
 //! terminal (and `NO_COLOR` is unset), times as RFC 3339 UTC, short durations,
-//! and the typed confirmation.
+//! aligned columns, and the typed confirmation.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -56,6 +56,14 @@ impl Style {
             _ => self.yellow(word),
         }
     }
+    /// A drill outcome in its colour (`ok`, `aborted`, `failed`, `refused`, `running`).
+    pub fn outcome(&self, word: &str) -> String {
+        match word {
+            "ok" => self.green(word),
+            "aborted" | "failed" => self.red(word),
+            _ => self.yellow(word),
+        }
+    }
 }
 
 /// `2026-11-02T10:00:01Z` for milliseconds since the Unix epoch.
@@ -96,6 +104,11 @@ pub fn short(d: Duration) -> String {
         (_, 0, _) => format!("{days}d"),
         _ => format!("{days}d{h}h"),
     }
+}
+
+/// Milliseconds for drill figures, with a tenth of a second: `0.6s`, `42.0s`, `3m05s`.
+pub fn seconds(ms: u64) -> String {
+    if ms < 60_000 { format!("{:.1}s", ms as f64 / 1000.0) } else { format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60) }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -157,6 +170,49 @@ pub fn fit(text: &str, width: usize) -> String {
     }
 }
 
+/// Characters a terminal shows: ANSI colour sequences take no room.
+fn visible_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut in_escape = false;
+    for c in text.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (false, _) => width += 1,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    width
+}
+
+/// A header and rows as aligned columns, two spaces apart. The last column is not
+/// padded (it may run long); cells may be painted, widths count what shows.
+pub fn columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| visible_width(h)).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(visible_width(cell));
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            text.push_str(cell);
+            if i + 1 < N {
+                text.push_str(&" ".repeat(width - visible_width(cell) + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +249,19 @@ mod tests {
     fn fit_pads_and_cuts() {
         assert_eq!(fit("ab", 4), "ab  ");
         assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn columns_align_painted_cells_by_what_shows() {
+        let painted = Style { enabled: true };
+        let rows = [[painted.green("ok"), "x".into(), "long last".into()], ["aborted".into(), "yy".into(), "z".into()]];
+        let text = columns(["OUTCOME", "A", "B"], &rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "OUTCOME  A   B");
+        assert_eq!(lines[1], "\x1b[32mok\x1b[0m       x   long last");
+        assert_eq!(lines[2], "aborted  yy  z");
+        assert_eq!(seconds(600), "0.6s");
+        assert_eq!(seconds(185_000), "3m05s");
     }
 
     #[test]
