@@ -75,6 +75,23 @@ pub fn gauge(metrics: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// The sum of every series of `name` whose labels include all of `labels`
+/// (`name{a="x",b="y"} 3` in Prometheus text); 0 when none matches.
+pub fn sum_series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labelset, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let matches = labels.iter().all(|(k, v)| labelset.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
+            matches.then(|| value.trim().parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
 /// Fails the test with a clear message when `dig` is missing (scripts/test installs it).
 pub fn require_dig() {
     let found = Command::new("dig").arg("-v").output().is_ok();
