@@ -23,7 +23,7 @@ mod procfs;
 mod replica;
 
 use procfs::{TICKS_PER_SECOND, cpu_ticks, status_kb};
-use replica::{Replica, free_port, get, sum_series, wait_until};
+use replica::{Replica, free_port, get, sum_series, wait_until_every};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,6 +34,10 @@ const ZONE: &str = "steady.test.";
 /// How often the `rss` run's metrics are scraped (a common Prometheus `scrape_interval`).
 const SCRAPE_EVERY: Duration = Duration::from_secs(15);
 const ENDPOINTS_PER_RECORD: usize = 100;
+/// How long `veer run` may take to converge, and how often the bench looks: polling faster
+/// would load the controller being measured (a plan over 10 000 endpoints is a large answer).
+const CONVERGE_WITHIN: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_secs(1);
 
 struct Options {
     measure: String,
@@ -181,7 +185,7 @@ async fn writes(o: &Options) {
 
     // Converged: the plan is settled and no write happened for `quiet`.
     let (mut last_writes, mut quiet_since) = (f64::NAN, Instant::now());
-    let converged = wait_until(Duration::from_secs(300), || {
+    let converged = wait_until_every(CONVERGE_WITHIN, POLL, || {
         let text = metrics(admin);
         let writes = provider_calls(&text, "embedded", "write") + provider_calls(&text, "bind", "write");
         if writes != last_writes || !plan_settled(admin, RECORDS, ENDPOINTS) {
@@ -190,7 +194,7 @@ async fn writes(o: &Options) {
         writes > 0.0 && quiet_since.elapsed() >= o.quiet
     });
     if !converged {
-        give_up(&replica, "veer run did not converge within 300 s");
+        give_up(&replica, &format!("veer run did not converge within {CONVERGE_WITHIN:?}"));
     }
     let converged_after = started.elapsed();
 
@@ -253,8 +257,8 @@ async fn rss(o: &Options) {
     let replica = Replica::start(dir.path(), &[], &[]);
     let pid = replica.pid().to_string();
     let started = Instant::now();
-    if !wait_until(Duration::from_secs(300), || plan_settled(admin, records, per_record)) {
-        give_up(&replica, "veer run did not publish every endpoint within 300 s");
+    if !wait_until_every(CONVERGE_WITHIN, POLL, || plan_settled(admin, records, per_record)) {
+        give_up(&replica, &format!("veer run did not publish every endpoint within {CONVERGE_WITHIN:?}"));
     }
     let converged_after = started.elapsed();
     // Before the first /metrics scrape, whose rendering over 10 000 endpoints costs memory of its own.

@@ -1,7 +1,7 @@
 //! A figure of the report: its value, its target and the mark, with the step
 //! that measured it and the conditions it ran in.
 
-use crate::steps::StepRun;
+use crate::steps::{Conditions, StepRun};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -59,12 +59,8 @@ pub struct Figure {
     /// Context (trial counts, the other side of a ratio), or why it is missing.
     pub note: String,
     pub step: &'static str,
-    pub command: String,
-    pub started: String,
-    pub finished: String,
-    pub nproc: usize,
-    pub load_start: [f64; 3],
-    pub load_end: [f64; 3],
+    #[serde(flatten)]
+    pub ran: Conditions,
 }
 
 /// Builds figures from one step's output.
@@ -84,9 +80,9 @@ impl<'a> FigureSet<'a> {
         match self.run {
             None => "the step did not run".into(),
             Some(r) if r.exit_code != Some(0) => {
-                format!("`{}` failed (exit {:?}); see {}", r.command, r.exit_code, r.log)
+                format!("`{}` failed (exit {:?}); see {}", r.ran.command, r.exit_code, r.log)
             }
-            Some(r) => format!("`{}` printed no such figure; see {}", r.command, r.log),
+            Some(r) => format!("`{}` printed no such figure; see {}", r.ran.command, r.log),
         }
     }
 
@@ -99,7 +95,6 @@ impl<'a> FigureSet<'a> {
         };
         let note = if value.is_none() { self.why_missing() } else { String::new() };
         let run = self.run;
-        let of = |f: fn(&StepRun) -> String| run.map(f).unwrap_or_default();
         self.out.push(Figure {
             id,
             label,
@@ -109,12 +104,7 @@ impl<'a> FigureSet<'a> {
             mark,
             note,
             step: run.map_or("", |r| r.name),
-            command: of(|r| r.command.clone()),
-            started: of(|r| r.started.clone()),
-            finished: of(|r| r.finished.clone()),
-            nproc: run.map_or(0, |r| r.nproc),
-            load_start: run.map_or([0.0; 3], |r| r.load_start),
-            load_end: run.map_or([0.0; 3], |r| r.load_end),
+            ran: run.map(|r| r.ran.clone()).unwrap_or_default(),
         });
     }
 

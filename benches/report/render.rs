@@ -111,16 +111,16 @@ pub fn markdown(r: &Report) -> String {
         out += &format!(
             "| {} | `{}` | {} | {:.0} s | {} | {} → {} | {} |\n",
             s.name,
-            s.command,
-            s.started,
+            s.ran.command,
+            s.ran.started,
             s.seconds,
-            s.nproc,
-            load_text(s.load_start),
-            load_text(s.load_end),
+            s.ran.nproc,
+            load_text(s.ran.load_start),
+            load_text(s.ran.load_end),
             s.exit_code.map_or("killed".to_string(), |c| c.to_string())
         );
     }
-    out += "\nReproduce: `scripts/bench report` (about 25 minutes; `--quick` for a few). \
+    out += "\nReproduce: `scripts/bench report` (about 20 minutes; `--quick` about 4). \
             Logs of each step are in `target/bench/logs/`.\n";
     out
 }

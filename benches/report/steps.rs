@@ -52,17 +52,25 @@ pub fn steps(quick: bool) -> Vec<Step> {
     ]
 }
 
-/// What one step did, with the conditions it ran in.
-#[derive(Serialize)]
-pub struct StepRun {
-    pub name: &'static str,
+/// Where and when a step ran; every figure it measured carries these along.
+#[derive(Serialize, Clone, Default)]
+pub struct Conditions {
     pub command: String,
     pub started: String,
     pub finished: String,
-    pub seconds: f64,
     pub nproc: usize,
+    /// Load average over 1, 5 and 15 minutes when the step started, and when it finished.
     pub load_start: [f64; 3],
     pub load_end: [f64; 3],
+}
+
+/// What one step did.
+#[derive(Serialize)]
+pub struct StepRun {
+    pub name: &'static str,
+    #[serde(flatten)]
+    pub ran: Conditions,
+    pub seconds: f64,
     pub exit_code: Option<i32>,
     pub log: String,
     /// Every `BENCH_JSON` object the step printed.
@@ -114,13 +122,8 @@ pub fn run(step: &Step, logs: &Path) -> StepRun {
     };
     StepRun {
         name: step.name,
-        command,
-        started,
-        finished: utc_now(),
+        ran: Conditions { command, started, finished: utc_now(), nproc: nproc(), load_start, load_end: load_average() },
         seconds: clock.elapsed().as_secs_f64(),
-        nproc: nproc(),
-        load_start,
-        load_end: load_average(),
         exit_code,
         log: log_path.display().to_string(),
         figures,

@@ -14,7 +14,13 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `done` every 50 ms until it holds or `within` passes.
-pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_until(within: Duration, done: impl FnMut() -> bool) -> bool {
+    wait_until_every(within, Duration::from_millis(50), done)
+}
+
+/// Polls `done` every `period` until it holds or `within` passes (benchmarks poll
+/// slowly so as not to load the process they measure).
+pub fn wait_until_every(within: Duration, period: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if done() {
@@ -23,7 +29,7 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(period);
     }
 }
 
