@@ -2,7 +2,8 @@
 //!
 //! One plan over 1 000 weighted records of 100 endpoints each, in steady state
 //! with 2 % of the endpoints down (so the velocity, warm-up and guard paths run),
-//! and the same at a tenth of the size to show that the cost is linear.
+//! and the same at a tenth and a hundredth of the size to show that the cost is
+//! linear. Each size also prints one `BENCH_JSON` line for `scripts/bench report`.
 //!
 //!     cargo bench --bench planner
 
@@ -126,14 +127,24 @@ fn headline(records: usize, runs: u32) -> (Duration, Option<Duration>) {
 }
 
 fn bench(c: &mut Criterion) {
-    for (records, runs) in [(100, 200), (1_000, 30)] {
+    // About a second of plans per size, so that the 10 ms CPU ticks average out.
+    for (records, runs) in [(10, 3_000), (100, 300), (1_000, 30)] {
         let (median, cpu) = headline(records, runs);
+        let endpoints = records * ENDPOINTS_PER_RECORD;
         println!(
-            "planner: one plan over {} endpoints in {records} records: {:.1} ms wall (median of {runs}), {} CPU (mean)",
-            records * ENDPOINTS_PER_RECORD,
+            "planner: one plan over {endpoints} endpoints in {records} records: {:.2} ms wall (median of {runs}), {} CPU (mean)",
             median.as_secs_f64() * 1000.0,
-            cpu.map_or_else(|| "n/a".to_string(), |c| format!("{:.1} ms", c.as_secs_f64() * 1000.0))
+            cpu.map_or_else(|| "n/a".to_string(), |c| format!("{:.2} ms", c.as_secs_f64() * 1000.0))
         );
+        let figures = serde_json::json!({
+            "bench": "planner",
+            "endpoints": endpoints,
+            "records": records,
+            "runs": runs,
+            "wall_ms_median": median.as_secs_f64() * 1000.0,
+            "cpu_ms_mean": cpu.map(|c| c.as_secs_f64() * 1000.0),
+        });
+        println!("BENCH_JSON {figures}");
     }
     let w = world(1_000);
     let policies = w.input_policies();

@@ -15,6 +15,10 @@
 //! the other, each measuring only its own CPU time (/proc/self/stat) and peak
 //! resident memory (VmHWM) over the measured window, after a warm-up.
 
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use procfs::{TICKS_PER_SECOND, cpu_ticks, status_kb};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -28,8 +32,6 @@ use veer::policy::{LoadedPolicy, policy_hash, source};
 use veer::time::SystemClock;
 
 const WARMUP: Duration = Duration::from_secs(3);
-/// Linux's USER_HZ: /proc reports CPU time in these ticks.
-const TICKS_PER_SECOND: u64 = 100;
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -100,10 +102,12 @@ fn orchestrate(o: &Options) {
     );
     let mut rows = Vec::new();
     let mut roles = vec![("floor", o.endpoints), ("engine", o.endpoints)];
+    let mut blackbox_missing = None;
     if Command::new(BLACKBOX).arg("--version").output().is_ok_and(|out| out.status.success()) {
         roles.push(("blackbox", o.blackbox_endpoints));
     } else {
         println!("({BLACKBOX} not found: peer not measured)");
+        blackbox_missing = Some(format!("{BLACKBOX} not found (Debian package prometheus-blackbox-exporter)"));
     }
     for (role, endpoints) in roles {
         let out = Command::new(&exe)
@@ -118,22 +122,36 @@ fn orchestrate(o: &Options) {
     server.kill().ok();
     server.wait().ok();
     println!("{:<8} {:>10} {:>10} {:>12} {:>12}", "loop", "probes/s", "ok/s", "cpu µs/probe", "peak RSS MB");
-    let mut per_probe = Vec::new();
+    let mut per_probe = std::collections::BTreeMap::new();
+    let mut figures = serde_json::json!({
+        "bench": "probes",
+        "endpoints": o.endpoints,
+        "blackbox_endpoints": o.blackbox_endpoints,
+        "seconds": o.seconds,
+        "interval_s": 1,
+        "blackbox_missing": blackbox_missing,
+    });
     for (role, line) in &rows {
         let f: Vec<f64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         let [rate, ok, cpu, rss] = f[..] else {
             println!("{role:<8} failed: {line}");
             continue;
         };
-        per_probe.push(cpu);
+        per_probe.insert(*role, cpu);
         println!("{role:<8} {rate:>10.0} {ok:>10.0} {cpu:>12.1} {rss:>12.1}");
+        figures[*role] =
+            serde_json::json!({ "probes_per_s": rate, "ok_per_s": ok, "cpu_us_per_probe": cpu, "peak_rss_mb": rss });
     }
-    if let [floor, engine, ..] = per_probe[..] {
+    if let (Some(floor), Some(engine)) = (per_probe.get("floor"), per_probe.get("engine")) {
         println!("engine / floor CPU per probe: {:.2}x (target ≤ 1.3x)", engine / floor);
+        figures["engine_over_floor"] = (engine / floor).into();
     }
-    if let [_, engine, blackbox] = per_probe[..] {
+    if let (Some(engine), Some(blackbox)) = (per_probe.get("engine"), per_probe.get("blackbox")) {
         println!("blackbox / engine CPU per probe: {:.1}x (target ≥ 6x)", blackbox / engine);
+        figures["blackbox_over_engine"] = (blackbox / engine).into();
     }
+    // The same figures on one line for `scripts/bench report`.
+    println!("BENCH_JSON {figures}");
 }
 
 /// Serves `HTTP/1.1 200 ok` and closes, on `count` ports of 127.0.0.1.
@@ -184,19 +202,19 @@ where
     let (counters, _keep) = start(o.clone()).await;
     tokio::time::sleep(WARMUP).await;
     let (probes0, ok0, cpu0) =
-        (counters.probes.load(Ordering::Relaxed), counters.ok.load(Ordering::Relaxed), cpu_ticks());
+        (counters.probes.load(Ordering::Relaxed), counters.ok.load(Ordering::Relaxed), cpu_ticks("self"));
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let probes = counters.probes.load(Ordering::Relaxed) - probes0;
     let ok = counters.ok.load(Ordering::Relaxed) - ok0;
-    let cpu_us = (cpu_ticks() - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
+    let cpu_us = (cpu_ticks("self") - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
     println!(
         "{:.1} {:.1} {:.1} {:.1}",
         probes as f64 / elapsed,
         ok as f64 / elapsed,
         cpu_us / probes.max(1) as f64,
-        peak_rss_kb() as f64 / 1024.0
+        status_kb("self", "VmHWM") as f64 / 1024.0
     );
 }
 
@@ -299,7 +317,7 @@ async fn blackbox(o: &Options) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start blackbox_exporter");
-    let pid = exporter.id();
+    let pid = exporter.id().to_string();
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             break;
@@ -342,14 +360,14 @@ async fn blackbox(o: &Options) {
         }));
     }
     tokio::time::sleep(WARMUP).await;
-    let (probes0, ok0, cpu0) = (probes.load(Ordering::Relaxed), ok.load(Ordering::Relaxed), process_cpu_ticks(pid));
+    let (probes0, ok0, cpu0) = (probes.load(Ordering::Relaxed), ok.load(Ordering::Relaxed), cpu_ticks(&pid));
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let n = probes.load(Ordering::Relaxed) - probes0;
     let k = ok.load(Ordering::Relaxed) - ok0;
-    let cpu_us = (process_cpu_ticks(pid) - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
-    let rss = peak_rss_kb_of(&format!("/proc/{pid}/status"));
+    let cpu_us = (cpu_ticks(&pid) - cpu0) as f64 * 1e6 / TICKS_PER_SECOND as f64;
+    let rss = status_kb(&pid, "VmHWM");
     drop(AbortAll(tasks));
     exporter.kill().ok();
     exporter.wait().ok();
@@ -361,36 +379,4 @@ async fn blackbox(o: &Options) {
         cpu_us / n.max(1) as f64,
         rss as f64 / 1024.0
     );
-}
-
-/// utime + stime of this process, in ticks.
-fn cpu_ticks() -> u64 {
-    process_cpu_ticks_of("/proc/self/stat")
-}
-
-fn process_cpu_ticks(pid: u32) -> u64 {
-    process_cpu_ticks_of(&format!("/proc/{pid}/stat"))
-}
-
-fn process_cpu_ticks_of(path: &str) -> u64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
-}
-
-/// Peak resident set size in KiB.
-fn peak_rss_kb() -> u64 {
-    peak_rss_kb_of("/proc/self/status")
-}
-
-fn peak_rss_kb_of(path: &str) -> u64 {
-    let status = std::fs::read_to_string(path).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -50,7 +50,13 @@ impl Drop for TcpBackend {
 }
 
 /// Polls `done` every 50 ms until it holds or `within` passes.
-pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_until(within: Duration, done: impl FnMut() -> bool) -> bool {
+    wait_until_every(within, Duration::from_millis(50), done)
+}
+
+/// Polls `done` every `period` until it holds or `within` passes (benchmarks poll
+/// slowly so as not to load the process they measure).
+pub fn wait_until_every(within: Duration, period: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if done() {
@@ -59,7 +65,7 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(period);
     }
 }
 
@@ -141,6 +147,23 @@ pub fn undeclared_labels(metrics: &str) -> Vec<String> {
         }
     }
     wrong
+}
+
+/// The sum of every series of `name` whose labels include all of `labels`
+/// (`name{a="x",b="y"} 3` in Prometheus text); 0 when none matches.
+pub fn sum_series(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labelset, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let matches = labels.iter().all(|(k, v)| labelset.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
+            matches.then(|| value.trim().parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }
 
 /// Fails the test with a clear message when `dig` is missing (scripts/test installs it).

@@ -544,6 +544,15 @@ async fn a_failover_of_1000_names_in_one_zone_takes_the_fewest_calls_the_limits_
             ..absent(n)
         })
         .collect();
+    const OPS: [Op; 5] = [
+        Op::ListHostedZonesByName,
+        Op::GetHostedZone,
+        Op::ListResourceRecordSets,
+        Op::ChangeResourceRecordSets,
+        Op::GetChange,
+    ];
+    let counts = || OPS.map(|op| fake.count(op));
+    let all_before = counts();
     let calls_before = fake.count(Op::ChangeResourceRecordSets);
 
     // Fail every name over from use1 to euw1: 2 weighted sets + the ownership TXT, deleted and created.
@@ -563,6 +572,22 @@ async fn a_failover_of_1000_names_in_one_zone_takes_the_fewest_calls_the_limits_
         "failover of 1000 names: {calls} calls, {elapsed:?} against the fake; \
          under a 5 calls/s budget (burst 5) the calls alone need at least {:?}",
         Duration::from_millis(((calls.saturating_sub(5)) as u64) * 200)
+    );
+    // The figure `scripts/bench report` reads (provider calls per 1 000-record failover).
+    let per_op: serde_json::Map<String, serde_json::Value> =
+        OPS.iter().zip(counts()).zip(all_before).map(|((op, n), b)| (format!("{op:?}"), (n - b).into())).collect();
+    println!(
+        "BENCH_JSON {}",
+        serde_json::json!({
+            "bench": "route53_failover",
+            "names": names.len(),
+            "records": report.cost.records,
+            "batch_records_max": BatchLimits::default().records_max,
+            "change_calls": calls,
+            "calls_total": per_op.values().filter_map(serde_json::Value::as_u64).sum::<u64>(),
+            "calls_by_operation": per_op,
+            "elapsed_s": elapsed.as_secs_f64(),
+        })
     );
 }
 
