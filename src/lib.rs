@@ -4,9 +4,11 @@
 //! and its checks), `config` (the controller configuration), `health` (probes,
 //! vantages and the combined view), `planner` (the pure planner), `enactor`
 //! (the only writer), `coord` (election and the durable store), `sim` (virtual
-//! time), `metrics`, and `cli` (the `veer` command). Providers live in their
+//! time), `chaos` (game-day fault injection), `metrics`, and `cli` (the `veer`
+//! command). Providers live in their
 //! own crates under `providers/`.
 
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Log format (logs go to stderr; `RUST_LOG` filters them).
     #[arg(long, value_enum, default_value_t = super::LogFormat::Text)]
     log_format: super::LogFormat,
+    /// Game day: inject the faults of this `kind: Chaos` file into provider calls
+    /// and probes (test zones only).
+    #[arg(long, value_name = "FILE", conflicts_with = "once")]
+    chaos: Option<std::path::PathBuf>,
 }
 
 /// How the plan is printed.
@@ -195,10 +199,15 @@ fn run_forever(args: &RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let chaos = match args.chaos.as_deref().map(|path| crate::chaos::load(path, &setup)) {
+        None => None,
+        Some(Ok(plan)) => Some(plan),
+        Some(Err(diagnostics)) => return super::report(&diagnostics),
+    };
     super::init_logging(args.log_format);
     let Some(runtime) = super::runtime() else { return ExitCode::from(1) };
     let result = runtime.block_on(async {
-        let controller = controller::run::Controller::start(setup).await?;
+        let controller = controller::run::Controller::start_with_chaos(setup, chaos).await?;
         let admin = controller.serve_admin().await?;
         let result = controller.run(shutdown_signal()).await;
         let _ = admin.send(());

@@ -58,6 +58,10 @@ pub fn run(args: &Args) -> ExitCode {
     }
     let records: std::collections::BTreeSet<_> =
         loaded.policies.iter().map(|p| p.policy.record_name().clone()).collect();
-    println!("ok: {} policies, {} records", loaded.policies.len(), records.len());
+    let chaos = match loaded.chaos.len() {
+        0 => String::new(),
+        n => format!(", {n} chaos document{}", if n == 1 { "" } else { "s" }),
+    };
+    println!("ok: {} policies, {} records{chaos}", loaded.policies.len(), records.len());
     ExitCode::SUCCESS
 }

@@ -1,6 +1,9 @@
 //! Builds the configured providers: reads their secrets (files or environment
 //! variables, never inline), starts embedded servers, and wraps every provider in
-//! the API budget and the one retry layer ([`Resilient`]).
+//! the API budget and the one retry layer ([`Resilient`]). On a game day
+//! (`veer run --chaos`) the faults go innermost, around the raw provider, so the
+//! metrics count them and the retry layer handles them as real failures:
+//! `Resilient(Metered(Chaotic(provider)))`.
 
 use crate::config::{LoadedConfig, ProviderConfig, ProviderType, TsigAlgorithm};
 use crate::metrics::Metrics;
@@ -147,6 +150,16 @@ pub async fn build(
     serve_embedded: bool,
     metrics: &Metrics,
 ) -> Result<ProviderSet, ProviderSetupError> {
+    build_with_chaos(config, serve_embedded, metrics, None).await
+}
+
+/// [`build`], with `chaos`'s faults injected into the providers it names.
+pub async fn build_with_chaos(
+    config: &LoadedConfig,
+    serve_embedded: bool,
+    metrics: &Metrics,
+    chaos: Option<&crate::chaos::ChaosPlan>,
+) -> Result<ProviderSet, ProviderSetupError> {
     let mut set = ProviderSet {
         providers: BTreeMap::new(),
         embedded: BTreeMap::new(),
@@ -194,6 +207,10 @@ pub async fn build(
         }
         let _ = metrics.provider_throttled.get_or_create(&vec![("provider", name.clone())]);
         let _ = metrics.provider_budget_wait.get_or_create(&vec![("provider", name.clone())]);
+        let inner = match chaos {
+            Some(plan) => plan.wrap(name, inner),
+            None => inner,
+        };
         let inner: Arc<dyn Provider> = Arc::new(Metered { inner, metrics: metrics.clone() });
         let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
         let resilient = Resilient::new(inner, budget, RetryPolicy::default(), Arc::new(RetryBudget::default()), seed);

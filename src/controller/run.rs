@@ -131,14 +131,20 @@ struct MeteredProber {
     metrics: Metrics,
     vantage: String,
     records: std::collections::BTreeMap<String, String>,
+    /// Probe failures of a game day (`veer run --chaos`).
+    chaos: Option<Arc<crate::chaos::ProbeChaos>>,
 }
 
 impl crate::health::prober::Prober for MeteredProber {
     fn probe(&self, target: Arc<crate::health::probe::ProbeTarget>) -> crate::health::prober::ProbeFuture {
         let (metrics, vantage) = (self.metrics.clone(), self.vantage.clone());
         let record = self.records.get(&target.key.policy).cloned().unwrap_or_default();
+        let chaos = self.chaos.as_ref().and_then(|c| c.failure_for(&target.key.endpoint));
         Box::pin(async move {
-            let result = crate::health::probe::probe(&target).await;
+            let result = match chaos {
+                Some(mode) => crate::chaos::ProbeChaos::fail(mode, &target).await,
+                None => crate::health::probe::probe(&target).await,
+            };
             let base = vec![("record", record), ("endpoint", target.key.endpoint.clone()), ("vantage", vantage)];
             let mut with_result = base.clone();
             with_result.push(("result", if result.is_success() { "success" } else { "failure" }.into()));
@@ -178,8 +184,17 @@ impl Controller {
     /// Builds the providers (starting embedded DNS servers), opens the coordinator
     /// and starts probing. Nothing is written until [`Controller::run`] leads.
     pub async fn start(setup: Setup) -> anyhow::Result<Self> {
+        Self::start_with_chaos(setup, None).await
+    }
+
+    /// [`Controller::start`] for a game day: `chaos`'s faults go into the
+    /// providers it names and into this replica's probes.
+    pub async fn start_with_chaos(setup: Setup, chaos: Option<crate::chaos::ChaosPlan>) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let providers = providers::build(&setup.config, true, &metrics).await?;
+        if let Some(plan) = &chaos {
+            plan.announce();
+        }
+        let providers = providers::build_with_chaos(&setup.config, true, &metrics, chaos.as_ref()).await?;
         let coordinator = super::open_coordinator(&setup).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
         crate::health::probe::tls::install_default_provider();
@@ -187,6 +202,7 @@ impl Controller {
             metrics: metrics.clone(),
             vantage: setup.config.vantage(),
             records: record_names(&setup),
+            chaos: chaos.as_ref().and_then(crate::chaos::ChaosPlan::probe_chaos),
         });
         let options = VantageOptions { publish_every: publish_every(&setup), ..VantageOptions::default() };
         let vantage = Vantage::start_with_prober(setup.config.vantage(), clock.clone(), options, prober);

@@ -30,6 +30,9 @@ pub struct Loaded {
     pub configs: Vec<LoadedConfig>,
     /// Scenario files found among the paths (checked by `veer simulate`).
     pub scenarios: Vec<PathBuf>,
+    /// Chaos documents found among the paths (`veer run --chaos`), checked
+    /// against the config's providers and the policies' endpoints.
+    pub chaos: Vec<(PathBuf, crate::chaos::ChaosDocument)>,
     /// Every finding, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -161,7 +164,21 @@ fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfi
         let hash = policy_hash(&policy);
         loaded.policies.push(LoadedPolicy { path: file, policy, hash });
     }
+    check_chaos(config, loaded);
     diagnostic::sort(&mut loaded.diagnostics);
+}
+
+/// Checks chaos documents against the applicable config's providers and, when
+/// policies were loaded with them, against their endpoints.
+fn check_chaos(config: Option<&LoadedConfig>, loaded: &mut Loaded) {
+    let endpoints = crate::chaos::endpoint_ids(loaded.policies.iter().map(|p| &p.policy));
+    for (file, document) in &loaded.chaos {
+        let providers = config.or_else(|| nearest_config(file, &loaded.configs)).map(|c| &c.config.providers);
+        let known = crate::chaos::Known { providers, endpoints: (!endpoints.is_empty()).then_some(&endpoints) };
+        if let Err(errors) = crate::chaos::document::resolve(file, document, known) {
+            loaded.diagnostics.extend(errors);
+        }
+    }
 }
 
 /// Parses every document of one file's text into `loaded` (configs, scenarios,
@@ -183,6 +200,10 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
                 Err(ds) => loaded.diagnostics.extend(ds),
             },
             Ok((DocumentKind::Scenario, _)) => loaded.scenarios.push(file.to_path_buf()),
+            Ok((DocumentKind::Chaos, _)) => match crate::chaos::document::parse_document(file, &doc) {
+                Ok(c) => loaded.chaos.push((file.to_path_buf(), c)),
+                Err(d) => loaded.diagnostics.push(d),
+            },
         }
     }
 }

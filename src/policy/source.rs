@@ -30,13 +30,16 @@ pub enum DocumentKind {
     ControllerConfig,
     /// A `veer simulate` scenario (SPEC §10).
     Scenario,
+    /// A game day's faults (`veer run --chaos`).
+    Chaos,
 }
 
 impl DocumentKind {
-    const ALL: [(&'static str, DocumentKind); 3] = [
+    const ALL: [(&'static str, DocumentKind); 4] = [
         ("FailoverPolicy", DocumentKind::FailoverPolicy),
         ("ControllerConfig", DocumentKind::ControllerConfig),
         ("Scenario", DocumentKind::Scenario),
+        ("Chaos", DocumentKind::Chaos),
     ];
 
     /// The kind's name as written in YAML.

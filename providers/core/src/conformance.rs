@@ -14,12 +14,13 @@
 //!
 //! Every test uses its own names under the zone, so one server may serve them all.
 //! Also here: [`MemoryProvider`] (the reference implementation, which the suite
-//! itself is tested on), and the [`Counting`] and [`Faulty`] wrappers.
+//! itself is tested on), and the [`Counting`] and [`Faulty`] (scripted faults)
+//! wrappers; seeded faults are [`Chaotic`]'s.
 
 use crate::{
-    Answer, ApiBudget, BudgetConfig, Capabilities, CasPrimitive, Change, ChangeBatch, Observed, OwnershipRecord,
-    Provider, ProviderError, ProviderFuture, RecordName, RecordSet, RecordType, Resilient, RetryBudget, RetryPolicy,
-    Weighting,
+    Answer, ApiBudget, BudgetConfig, Capabilities, CasPrimitive, Change, ChangeBatch, Chaotic, FaultRates, FaultRule,
+    Observed, OwnershipRecord, Provider, ProviderError, ProviderFuture, RecordName, RecordSet, RecordType, Resilient,
+    RetryBudget, RetryPolicy, Weighting,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -326,14 +327,20 @@ pub async fn the_api_budget_bounds_the_call_rate(h: &Harness) {
     assert_rate_within(&calls, config, Duration::from_millis(20));
 }
 
-/// A storm: 30 % of calls (seeded) are answered `Throttled` before they reach the
-/// provider. Through [`Resilient`], every change still lands exactly once, in order,
-/// and the calls that do reach the provider stay within the budget.
+/// A storm: 30 % of calls (seeded) are answered `Throttled` by [`Chaotic`] before
+/// they reach the provider. Through [`Resilient`], every change still lands exactly
+/// once, in order, and all calls, throttled or not, stay within the budget.
 pub async fn a_throttling_storm_converges_within_the_budget(h: &Harness) {
     const SEED: u64 = 30;
     let config = BudgetConfig { calls_per_second: 40.0, burst: 3 };
-    let counting = Arc::new(Counting::new(h.provider.clone()));
-    let storm = Arc::new(Storm::new(counting.clone(), 0.3, SEED));
+    let storm = Arc::new(
+        Chaotic::new(
+            h.provider.clone(),
+            vec![FaultRule::always(FaultRates { throttled: 0.3, ..FaultRates::NONE })],
+            SEED,
+        )
+        .recording(),
+    );
     let resilient = Resilient::new(
         storm.clone(),
         Arc::new(ApiBudget::new(config).expect("valid budget")),
@@ -353,75 +360,24 @@ pub async fn a_throttling_storm_converges_within_the_budget(h: &Harness) {
     }
     let after = read(h, &name).await;
     assert_eq!(after.ownership.map(|o| o.generation), Some(8), "every generation applied once, in order (seed {SEED})");
-    assert!(storm.throttled() >= 3, "the storm throttled {} calls (seed {SEED})", storm.throttled());
-    let mut all = counting.calls();
-    all.extend(storm.throttled_at());
+    let throttled = storm.stats().throttled;
+    assert!(throttled >= 3, "the storm throttled {throttled} calls (seed {SEED})");
+    let all: Vec<Instant> = storm.calls().iter().map(|c| c.at).collect();
     assert_rate_within(&all, config, Duration::from_millis(20));
-}
-
-/// Answers a share of calls with `Throttled` (seeded), recording when, and passes
-/// the others through.
-pub struct Storm {
-    inner: Arc<dyn Provider>,
-    share: f64,
-    rng: Mutex<rand::rngs::StdRng>,
-    throttled: Mutex<Vec<Instant>>,
-}
-
-impl Storm {
-    /// Throttles `share` (0–1) of the calls to `inner`, seeded by `seed`.
-    pub fn new(inner: Arc<dyn Provider>, share: f64, seed: u64) -> Self {
-        use rand::SeedableRng;
-        Self { inner, share, rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)), throttled: Mutex::default() }
-    }
-
-    /// Calls answered `Throttled` so far.
-    pub fn throttled(&self) -> usize {
-        self.throttled.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// When each throttled call was made.
-    pub fn throttled_at(&self) -> Vec<Instant> {
-        self.throttled.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn throttle_now(&self) -> bool {
-        use rand::RngExt;
-        let hit = self.rng.lock().unwrap_or_else(|p| p.into_inner()).random_bool(self.share);
-        if hit {
-            self.throttled.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
-        }
-        hit
-    }
-}
-
-impl Provider for Storm {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
-    }
-    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        if self.throttle_now() {
-            return Box::pin(async { Err(ProviderError::Throttled { retry_after: None }) });
-        }
-        self.inner.read(name, rtype)
-    }
-    fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
-        if self.throttle_now() {
-            return Box::pin(async { Err(ProviderError::Throttled { retry_after: None }) });
-        }
-        self.inner.apply(batch)
-    }
 }
 
 /// Asserts that the calls at `times` never exceed `config` over any span, where
 /// each span may be observed up to `timer_slack` shorter than it was.
 pub fn assert_rate_within(times: &[Instant], config: BudgetConfig, timer_slack: Duration) {
+    if let Some(excess) = budget_excess(times, config, timer_slack) {
+        panic!("{excess}");
+    }
+}
+
+/// The first span over which the calls at `times` exceed `config` (each span may
+/// be observed up to `timer_slack` shorter than it was), described; `None` when
+/// the calls stay within the budget.
+pub fn budget_excess(times: &[Instant], config: BudgetConfig, timer_slack: Duration) -> Option<String> {
     let mut times = times.to_vec();
     times.sort();
     for i in 0..times.len() {
@@ -429,9 +385,12 @@ pub fn assert_rate_within(times: &[Instant], config: BudgetConfig, timer_slack: 
             let span = (times[j] - times[i] + timer_slack).as_secs_f64();
             let allowed = f64::from(config.burst) + config.calls_per_second * span + 1e-6;
             let count = (j - i + 1) as f64;
-            assert!(count <= allowed, "{count} calls within {span:.3} s exceed the budget {config:?}");
+            if count > allowed {
+                return Some(format!("{count} calls within {span:.3} s exceed the budget {config:?}"));
+            }
         }
     }
+    None
 }
 
 /// An apply whose response is lost after it landed is reported as success after a

@@ -7,6 +7,7 @@
 //! (SPEC §5).
 
 mod budget;
+mod chaos;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -20,6 +21,7 @@ mod resilient;
 mod retry;
 
 pub use budget::{ApiBudget, BudgetConfig, BudgetError};
+pub use chaos::{ChaosCall, ChaosError, ChaosStats, Chaotic, FaultRates, FaultRule, Injected, Operation};
 pub use error::ProviderError;
 pub use name::{NameError, RecordName};
 pub use ownership::{OwnershipError, OwnershipRecord};
