@@ -195,7 +195,7 @@ pub fn check(recording: &Recording, facts: &Facts, detection: Duration) -> Verdi
             }
             Outcome::Failed(code) if published => {
                 verdict.stats.failed += 1;
-                verdict.violations.push(Violation { at: poll.at, invariant: "rcode", detail: format!("{code}") });
+                verdict.violations.push(Violation { at: poll.at, invariant: "rcode", detail: code.clone() });
             }
             Outcome::Timeout if published => verdict.stats.timeouts += 1,
             // Before the first answer the server may not even listen yet.
