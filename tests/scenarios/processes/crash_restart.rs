@@ -23,6 +23,7 @@ use super::fleet::{
     write_policy,
 };
 use super::resolver::{Resolver, Timeline};
+use super::support::replica::require_dig;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use veer::coord::Jitter;
@@ -36,6 +37,7 @@ fn ip(n: u8) -> Ipv4Addr {
 
 #[test]
 fn kill_9_at_seeded_points_of_applies_always_restarts_into_the_same_answers_and_never_empties_the_record() {
+    require_dig();
     let seed = super::seed("crash_restart");
     let rng = Jitter::new(seed);
     let timeline = Timeline::start();

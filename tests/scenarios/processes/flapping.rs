@@ -23,7 +23,7 @@ use super::fleet::{
     write_chaos, write_policy,
 };
 use super::resolver::{Outcome, Resolver, Timeline};
-use super::support::replica::wait_until;
+use super::support::replica::{require_dig, wait_until};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -100,6 +100,7 @@ fn saw_network_loss(samples: &[Seen], window: Window, vantage: &str) -> bool {
 
 #[test]
 fn vantages_losing_their_network_or_flapping_fail_nothing_over_beyond_quorum_and_the_velocity_cap() {
+    require_dig();
     let timeline = Timeline::start();
     let ids = [("a1", ip(1)), ("a2", ip(2)), ("b1", ip(3)), ("b2", ip(4))];
     let backends = Backends::start(timeline, &ids);

@@ -18,6 +18,7 @@ use super::fleet::{
     write_policy,
 };
 use super::resolver::{Outcome, Resolver, Timeline};
+use super::support::replica::require_dig;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec};
@@ -88,6 +89,7 @@ fn over_budget(readings: &[Reading], started: Duration) -> Vec<String> {
 
 #[test]
 fn a_throttling_storm_never_exceeds_the_api_budget_and_everything_converges_after_it() {
+    require_dig();
     let timeline = Timeline::start();
     let ids = [("a", ip(1)), ("b", ip(2)), ("c", ip(3))];
     let mut backends = Backends::start(timeline, &ids);
