@@ -78,6 +78,15 @@ pub struct Metrics {
     pub vantages_fresh: Gauges,
     /// Age of each vantage's latest report on this replica's clock.
     pub vantage_report_age: FloatGauges,
+    /// Drill runs by `drill` and `outcome="ok|aborted|refused|failed"`.
+    pub drill_runs: Counters,
+    /// The last run's duration per drill (NaN before the first run).
+    pub drill_duration: FloatGauges,
+    /// The last run's time to detect per drill: drain written → read back at every
+    /// provider (leader drills: step-down → take-over).
+    pub drill_time_to_detect: FloatGauges,
+    /// The last run's time to restore per drill: drain lifted → full weight read back.
+    pub drill_time_to_restore: FloatGauges,
     registry: std::sync::Arc<Registry>,
     families: std::sync::Arc<Vec<MetricFamily>>,
 }
@@ -162,6 +171,10 @@ impl Metrics {
             vantage_fetches: Counters::default(),
             vantages_fresh: Gauges::default(),
             vantage_report_age: FloatGauges::default(),
+            drill_runs: Counters::default(),
+            drill_duration: FloatGauges::default(),
+            drill_time_to_detect: FloatGauges::default(),
+            drill_time_to_restore: FloatGauges::default(),
             registry: Default::default(),
             families: Default::default(),
         };
@@ -355,6 +368,38 @@ impl Metrics {
             &["vantage"],
             "Age of each vantage's latest report on this replica's clock",
             &m.vantage_report_age,
+        );
+        c.add(
+            "drill_runs",
+            None,
+            "counter",
+            &["drill", "outcome"],
+            "Drill runs by outcome (ok, aborted, refused, failed)",
+            &m.drill_runs,
+        );
+        c.add(
+            "drill_last_duration",
+            secs(),
+            "gauge",
+            &["drill"],
+            "Duration of the drill's last run, start to end (NaN before the first run)",
+            &m.drill_duration,
+        );
+        c.add(
+            "drill_time_to_detect",
+            secs(),
+            "gauge",
+            &["drill"],
+            "Last run: drain written to drain read back at every provider (leader drills: step-down to take-over)",
+            &m.drill_time_to_detect,
+        );
+        c.add(
+            "drill_time_to_restore",
+            secs(),
+            "gauge",
+            &["drill"],
+            "Last run: drain lifted to full weight read back at every provider",
+            &m.drill_time_to_restore,
         );
         Self { registry: std::sync::Arc::new(c.registry), families: std::sync::Arc::new(c.families), ..m }
     }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use veer::policy::reference::{CONFIG_FIELDS, Field, POLICY_FIELDS};
+use veer::policy::reference::{CONFIG_FIELDS, DRILL_FIELDS, Field, POLICY_FIELDS};
 use veer::policy::source::{DocumentText, parse_document};
 use veer::policy::{FailoverPolicy, load, load_text, policy_hash};
 
@@ -115,6 +115,14 @@ fn the_config_reference_lists_exactly_the_fields_the_parser_accepts() {
     let loaded = veer::config::load(&path).unwrap_or_else(|d| panic!("{d:?}"));
     let sample = serde_json::to_value(&loaded.config).unwrap();
     assert_reference_matches::<veer::config::ControllerConfig>(CONFIG_FIELDS, sample);
+}
+
+#[test]
+fn the_drill_reference_lists_exactly_the_fields_the_parser_accepts() {
+    let text = std::fs::read_to_string(root().join("tests/policies/full-drill.yaml")).unwrap();
+    let drill: veer::drill::Drill =
+        parse_document(Path::new("full-drill.yaml"), &DocumentText { text, first_line: 1 }).unwrap();
+    assert_reference_matches::<veer::drill::Drill>(DRILL_FIELDS, serde_json::to_value(drill).unwrap());
 }
 
 #[test]

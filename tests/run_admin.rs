@@ -32,7 +32,9 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
              record: {{ name: app.run.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
              pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.51 }}] }}]\n  \
              healthCheck: {{ type: tcp, port: {http}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
-             warmup: {{ stages: [100] }}\n"
+             warmup: {{ stages: [100] }}\n\
+             ---\n# A drill run on request only: its series are exported from the start.\n\
+             apiVersion: veer/v1\nkind: Drill\nmetadata: {{ name: app-a }}\nspec: {{ target: a, policy: app }}\n"
         ),
     )
     .unwrap();

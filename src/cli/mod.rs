@@ -2,6 +2,9 @@
 //! reads inputs, calls the core, prints, and returns an exit code.
 
 mod check;
+pub mod client;
+mod drill;
+mod operator;
 mod plan;
 pub use plan::shutdown_signal;
 mod simulate;
@@ -45,6 +48,32 @@ pub enum Command {
     },
     /// Run the planner on virtual time through a scenario; exit 1 if an invariant broke.
     Simulate(simulate::Args),
+    /// Failover and leader hand-off rehearsals: list, run, abort, report (exit 3: refused).
+    Drill(drill::Args),
+    /// Leader, epoch and per record: answers, weights, health, warm-up, overrides, held changes.
+    Status(operator::StatusArgs),
+    /// Take an endpoint or pool out of service (impact preview, confirmation; exit 3 if a guard refuses).
+    Drain(operator::DrainArgs),
+    /// Remove the drain of an endpoint or pool.
+    Undrain(operator::UndrainArgs),
+    /// Publish fixed relative weights for a record.
+    Pin(operator::PinArgs),
+    /// Remove a record's pin.
+    Unpin(operator::UnpinArgs),
+    /// Serve a failover record from a pool (through warm-up unless --now).
+    Failover(operator::FailoverArgs),
+    /// Stop automated changes for a record, a provider's records, or all.
+    Freeze(operator::FreezeArgs),
+    /// Resume automated changes.
+    Unfreeze(operator::UnfreezeArgs),
+    /// The audit trail: applied plans and override events, newest first.
+    History(operator::HistoryArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options shared by commands that read the controller config.
@@ -122,6 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run_plan(&args),
         Command::Run(args) => plan::run_once(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Drill(args) => drill::run(&args),
         Command::Demo { keep_running } => {
             let Some(runtime) = runtime() else { return ExitCode::from(1) };
             match runtime.block_on(crate::demo::run(keep_running)) {
@@ -133,6 +163,16 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Status(args) => operator::status(&args),
+        Command::Drain(args) => operator::drain(&args),
+        Command::Undrain(args) => operator::undrain(&args),
+        Command::Pin(args) => operator::pin(&args),
+        Command::Unpin(args) => operator::unpin(&args),
+        Command::Failover(args) => operator::failover(&args),
+        Command::Freeze(args) => operator::freeze(&args),
+        Command::Unfreeze(args) => operator::unfreeze(&args),
+        Command::History(args) => operator::history(&args),
+        Command::Completions { shell } => operator::completions(shell),
         Command::Reference { metrics } => {
             match metrics {
                 true => print!("{}", crate::metrics::Metrics::new().reference_markdown()),

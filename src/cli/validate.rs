@@ -58,10 +58,12 @@ pub fn run(args: &Args) -> ExitCode {
     }
     let records: std::collections::BTreeSet<_> =
         loaded.policies.iter().map(|p| p.policy.record_name().clone()).collect();
-    let chaos = match loaded.chaos.len() {
+    let count = |n: usize, what: &str| match n {
         0 => String::new(),
-        n => format!(", {n} chaos document{}", if n == 1 { "" } else { "s" }),
+        1 => format!(", 1 {what}"),
+        n => format!(", {n} {what}s"),
     };
-    println!("ok: {} policies, {} records{chaos}", loaded.policies.len(), records.len());
+    let (chaos, drills) = (count(loaded.chaos.len(), "chaos document"), count(loaded.drills.len(), "drill"));
+    println!("ok: {} policies, {} records{chaos}{drills}", loaded.policies.len(), records.len());
     ExitCode::SUCCESS
 }

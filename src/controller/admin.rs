@@ -4,11 +4,15 @@
 //! (the status report of [`super::status`], as JSON), `GET /` (the same as an
 //! HTML page for people, [`super::status_page`]),
 //! `GET /v1/plan` (the last plan) and `GET /v1/history[?record=NAME]` (the
-//! applied plans kept in the store, newest last).
+//! applied plans kept in the store, newest last, then the drill runs).
 //! Overrides: `GET /v1/overrides`, and with the bearer token
 //! `POST /v1/overrides[?dryRun=true]` (impact preview; a guard refusal is 409
-//! unless forced) and `DELETE /v1/overrides/{id}`. Overrides go to the store, so a
-//! follower accepts them too (I8). Without a configured token, mutations are off.
+//! unless forced) and `DELETE /v1/overrides/{ids}[?dryRun=true&author=&reason=]`
+//! (several ids joined by `,`; the dry run previews the removal). Overrides go to
+//! the store, so a follower accepts them too (I8); each creation and deletion is
+//! appended to the audit trail, read with `GET /v1/history/overrides` (newest
+//! first). Without a configured token, mutations are off.
+//! Drills: `/v1/drills…`, served by [`crate::drill::api`].
 //! `GET /v1/vantage`: this replica's latest vantage report, which the leader
 //! pulls (see [`super::vantages`]); it needs the bearer token when one is
 //! configured, and without one it is served only on a loopback listener.
@@ -91,6 +95,8 @@ pub struct AdminState {
     pub vantage: watch::Receiver<Arc<VantageReport>>,
     /// This replica's id.
     pub identity: String,
+    /// The drills in force (`/v1/drills…`).
+    pub drills: crate::drill::DrillsView,
     /// Whether the listener is a loopback address: only then is `GET /v1/vantage`
     /// served without a configured token.
     pub loopback: bool,
@@ -107,8 +113,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/vantage", get(vantage))
         .route("/v1/plan", get(plan))
         .route("/v1/history", get(history))
+        .route("/v1/history/overrides", get(override_history))
         .route("/v1/overrides", get(list_overrides).post(create_override))
         .route("/v1/overrides/{id}", axum::routing::delete(delete_override))
+        .route("/v1/drills", get(crate::drill::api::list))
+        .route("/v1/drills/{name}/run", axum::routing::post(crate::drill::api::run))
+        .route("/v1/drills/{name}/abort", axum::routing::post(crate::drill::api::abort))
+        .route("/v1/drills/{name}/report", get(crate::drill::api::report))
         .with_state(state)
 }
 
@@ -156,15 +167,16 @@ async fn history(
 ) -> Response {
     let mut names: Vec<String> = match &query.record {
         Some(record) => vec![record.clone()],
-        None => state
-            .summary
-            .borrow()
-            .plan
-            .as_ref()
-            .map(|p| p.records.iter().map(|r| r.record.to_string()).collect())
-            .unwrap_or_default(),
+        // Every record with a stored history, so that followers answer too.
+        None => match state.coordinator.list(Space::Plans, "").await {
+            Ok(entries) => {
+                entries.into_iter().filter_map(|(name, _)| Some(name.rsplit_once('/')?.0.to_string())).collect()
+            }
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
+        },
     };
     names.sort();
+    names.dedup();
     let mut out = Vec::new();
     for record in names {
         match state.coordinator.plans(&record).await {
@@ -173,6 +185,10 @@ async fn history(
             )),
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
         }
+    }
+    match crate::drill::api::history(state.coordinator.as_ref(), query.record.as_deref()).await {
+        Ok(drills) => out.extend(drills),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store unreachable: {e}\n")).into_response(),
     }
     Json(out).into_response()
 }
@@ -214,12 +230,19 @@ async fn vantage(State(state): State<AdminState>, headers: axum::http::HeaderMap
     Json(super::vantages::ServedReportRef { report: &report, served_at }).into_response()
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+async fn override_history(State(state): State<AdminState>) -> Response {
+    match super::audit::events(state.coordinator.as_ref()).await {
+        Ok(events) => Json(events).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+    }
+}
+
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Checks the bearer token; the error response when it is missing or wrong.
-fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn authorize(state: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.token else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
@@ -249,6 +272,41 @@ async fn list_overrides(State(state): State<AdminState>) -> Response {
         Ok(entries) => Json(entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>()).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
     }
+}
+
+/// The overrides in the store at `now` (fresher than the last round's, so that a
+/// preview sees an override created a moment ago); `None` when the store fails.
+async fn live_overrides(state: &AdminState, now: crate::time::Timestamp) -> Option<Vec<crate::planner::Override>> {
+    let entries = state.coordinator.list_live(Space::Overrides, "", now).await.ok()?;
+    Some(entries.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect())
+}
+
+/// Plans with the last round's inputs and `overrides` instead of its overrides
+/// (those when `None`), and hands the input to `preview`; `None` before the
+/// first round led by this replica.
+fn with_last_round<R>(
+    state: &AdminState,
+    now: crate::time::Timestamp,
+    overrides: Option<&[crate::planner::Override]>,
+    preview: impl FnOnce(&crate::planner::PlanInput<'_>) -> R,
+) -> Option<R> {
+    let last = state.summary.borrow().preview.clone()?;
+    let inputs: Vec<crate::planner::PolicyInput<'_>> = last
+        .setup
+        .policies
+        .iter()
+        .zip(&last.weightings)
+        .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
+        .collect();
+    Some(preview(&crate::planner::PlanInput {
+        policies: &inputs,
+        health: &last.health,
+        observed: &last.published,
+        overrides: overrides.unwrap_or(&last.overrides),
+        state: &last.state,
+        now,
+        seed: now.as_millis(),
+    }))
 }
 
 /// A new override as operators send it; the server adds id and times.
@@ -309,28 +367,8 @@ async fn create_override(
     if let Err(e) = proposed.check() {
         return error(StatusCode::BAD_REQUEST, &e.to_string());
     }
-    let preview = state.summary.borrow().preview.clone();
-    let impact = preview.as_ref().map(|p| {
-        let inputs: Vec<crate::planner::PolicyInput<'_>> = p
-            .setup
-            .policies
-            .iter()
-            .zip(&p.weightings)
-            .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
-            .collect();
-        crate::planner::impact(
-            &crate::planner::PlanInput {
-                policies: &inputs,
-                health: &p.health,
-                observed: &p.published,
-                overrides: &p.overrides,
-                state: &p.state,
-                now,
-                seed: now.as_millis(),
-            },
-            &proposed,
-        )
-    });
+    let live = live_overrides(&state, now).await;
+    let impact = with_last_round(&state, now, live.as_deref(), |input| crate::planner::impact(input, &proposed));
     let refused = impact.as_ref().is_some_and(|i| i.is_refused()) && !proposed.force;
     let body = serde_json::json!({ "override": proposed, "impact": impact, "refused": refused });
     if query.dry_run {
@@ -342,39 +380,77 @@ async fn create_override(
     if refused {
         return (StatusCode::CONFLICT, Json(body)).into_response();
     }
-    let value = serde_json::to_value(&proposed).expect("overrides serialize");
-    let entry = match proposed.expires_at {
-        Some(at) => crate::coord::Entry::expiring(value, at),
-        None => crate::coord::Entry::new(value),
-    };
-    match state.coordinator.put(&Key::new(Space::Overrides, &proposed.id), &entry, crate::coord::Writer::Replica).await
-    {
+    match super::state::put_override(state.coordinator.as_ref(), &proposed).await {
         Ok(()) => {
             tracing::info!(id = %proposed.id, author = %proposed.author, reason = %proposed.reason, "override created");
+            let event = super::audit::OverrideEvent::created(&proposed);
+            if let Err(e) = super::audit::append(state.coordinator.as_ref(), &event).await {
+                tracing::warn!(id = %proposed.id, error = %e, "override created, but not recorded in the audit trail");
+            }
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
     }
 }
 
+/// Who removes overrides and why (optional, for the audit trail), and whether
+/// only to preview the removal.
+#[derive(Debug, serde::Deserialize)]
+struct DeleteQuery {
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 async fn delete_override(
     State(state): State<AdminState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Path(ids): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<DeleteQuery>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     if let Err(denied) = authorize(&state, &headers) {
         return *denied;
     }
-    let key = Key::new(Space::Overrides, &id);
-    match state.coordinator.get(&key).await {
-        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no override `{id}`")),
-        Ok(Some(_)) => match state.coordinator.delete(&key, crate::coord::Writer::Replica).await {
-            Ok(()) => {
-                tracing::info!(%id, "override deleted");
-                StatusCode::NO_CONTENT.into_response()
-            }
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
-        },
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+    let ids: Vec<String> = ids.split(',').filter(|id| !id.is_empty()).map(str::to_string).collect();
+    // Every id must exist before anything is removed.
+    let mut found = Vec::new();
+    for id in &ids {
+        match state.coordinator.get(&Key::new(Space::Overrides, id)).await {
+            Ok(None) => return error(StatusCode::NOT_FOUND, &format!("no override `{id}`")),
+            Ok(Some(entry)) => found.push(entry),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}")),
+        }
     }
+    let now = crate::time::Clock::now(&crate::time::SystemClock::default());
+    if query.dry_run {
+        let live = live_overrides(&state, now).await;
+        let impact = with_last_round(&state, now, live.as_deref(), |input| crate::planner::removal_impact(input, &ids));
+        let removed: Vec<serde_json::Value> = found.into_iter().map(|e| e.value).collect();
+        return match impact {
+            Some(impact) => Json(serde_json::json!({ "removed": removed, "impact": impact })).into_response(),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "no preview yet: this replica has not led a round"),
+        };
+    }
+    for (id, entry) in ids.iter().zip(found) {
+        if let Err(e) = state.coordinator.delete(&Key::new(Space::Overrides, id), crate::coord::Writer::Replica).await {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &format!("store unreachable: {e}"));
+        }
+        tracing::info!(%id, author = ?query.author, reason = ?query.reason, "override deleted");
+        if let Ok(item) = serde_json::from_value::<crate::planner::Override>(entry.value) {
+            let event = super::audit::OverrideEvent {
+                at: now,
+                event: super::audit::EventKind::Deleted,
+                by: query.author.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into()),
+                reason: query.reason.clone().filter(|r| !r.trim().is_empty()),
+                item,
+            };
+            if let Err(e) = super::audit::append(state.coordinator.as_ref(), &event).await {
+                tracing::warn!(%id, error = %e, "override deleted, but not recorded in the audit trail");
+            }
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -3,6 +3,7 @@
 //! `veer run --once`) are thin wrappers around [`round`].
 
 pub mod admin;
+pub mod audit;
 pub mod providers;
 pub mod round;
 pub mod run;
@@ -29,6 +30,8 @@ pub struct Setup {
     pub config: LoadedConfig,
     /// Its policies, validated against it.
     pub policies: Vec<LoadedPolicy>,
+    /// The drills found with the policies, checked against them.
+    pub drills: Vec<crate::drill::LoadedDrill>,
 }
 
 /// Loads the config and the policies it names; any error (I10) is returned with
@@ -42,7 +45,7 @@ pub fn load(config_path: &Path) -> Result<Setup, Vec<Diagnostic>> {
     if loaded.policies.is_empty() {
         return Err(vec![Diagnostic::error_in_file(config_path, "the config's `policies` match no policy")]);
     }
-    Ok(Setup { config, policies: loaded.policies })
+    Ok(Setup { config, policies: loaded.policies, drills: loaded.drills })
 }
 
 /// A plan and the provider writes that would realise it.

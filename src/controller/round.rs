@@ -76,18 +76,24 @@ pub fn planner_observed(policies: &[LoadedPolicy], observed: &Observations) -> B
         let policy = &loaded.policy;
         let Some(primary) = policy.spec.publish_to.value.first() else { continue };
         let Some(state) = observed.get(&(policy.name().to_string(), primary.value.clone())) else { continue };
-        let mut record = ObservedRecord::default();
-        for answer in state.records.iter().flat_map(|r| r.live_answers()) {
-            let endpoint = policy.endpoints().find(|(_, e)| {
-                answer.set_id.as_deref() == Some(e.id.value.as_str()) || same_address(&e.address.value, &answer.value)
-            });
-            if let Some((_, e)) = endpoint {
-                record.answers.insert(e.id.value.clone(), answer.weight.unwrap_or(1));
-            }
-        }
-        out.insert(policy.name().to_string(), record);
+        out.insert(policy.name().to_string(), observed_record(policy, state));
     }
     out
+}
+
+/// What one provider publishes for a policy's record, by endpoint id: answers are
+/// matched by set id, or by address for set-only providers; weight 1 without weights.
+pub fn observed_record(policy: &crate::policy::FailoverPolicy, state: &Observed) -> ObservedRecord {
+    let mut record = ObservedRecord::default();
+    for answer in state.records.iter().flat_map(|r| r.live_answers()) {
+        let endpoint = policy.endpoints().find(|(_, e)| {
+            answer.set_id.as_deref() == Some(e.id.value.as_str()) || same_address(&e.address.value, &answer.value)
+        });
+        if let Some((_, e)) = endpoint {
+            record.answers.insert(e.id.value.clone(), answer.weight.unwrap_or(1));
+        }
+    }
+    record
 }
 
 fn same_address(a: &str, b: &str) -> bool {

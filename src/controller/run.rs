@@ -79,6 +79,35 @@ pub struct PreviewInputs {
     pub overrides: Vec<crate::planner::Override>,
 }
 
+impl PreviewInputs {
+    /// The planner's view of the policies in force.
+    pub fn policy_inputs(&self) -> Vec<crate::planner::PolicyInput<'_>> {
+        self.setup
+            .policies
+            .iter()
+            .zip(&self.weightings)
+            .map(|(l, w)| crate::planner::PolicyInput { policy: &l.policy, hash: &l.hash, weighting: *w })
+            .collect()
+    }
+
+    /// The impact of `proposed` at `now`, planned from these inputs.
+    pub fn impact(&self, proposed: &crate::planner::Override, now: crate::time::Timestamp) -> crate::planner::Impact {
+        let inputs = self.policy_inputs();
+        crate::planner::impact(
+            &crate::planner::PlanInput {
+                policies: &inputs,
+                health: &self.health,
+                observed: &self.published,
+                overrides: &self.overrides,
+                state: &self.state,
+                now,
+                seed: now.as_millis(),
+            },
+            proposed,
+        )
+    }
+}
+
 impl std::fmt::Debug for PreviewInputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreviewInputs")
@@ -119,6 +148,8 @@ pub struct Controller {
     metrics: Metrics,
     /// Budget wait already counted, per provider.
     budget_waited: std::sync::Mutex<std::collections::BTreeMap<String, Duration>>,
+    /// The drill runner, ticked after each round while leading.
+    drills: crate::drill::Driver,
 }
 
 /// Policy name → record name, for metric labels.
@@ -210,6 +241,8 @@ impl Controller {
         // Policies are loaded once at start in this build: report that load.
         metrics.policy_reloads.get_or_create(&vec![("outcome", "ok".into())]).inc();
         metrics.policy_reload_ok.get_or_create(&vec![]).set(1);
+        let standalone = setup.config.config.coordination.backend == crate::config::Backend::Standalone;
+        let drills = crate::drill::Driver::new(definitions(&setup), standalone, metrics.clone());
         let token = super::admin::load_token(&setup.config)?;
         let exchange = Arc::new(Exchange::new(
             setup.config.vantage(),
@@ -232,6 +265,7 @@ impl Controller {
             summary,
             metrics,
             budget_waited: Default::default(),
+            drills,
         })
     }
 
@@ -257,6 +291,7 @@ impl Controller {
                 let names: Vec<&str> = fresh.policies.iter().map(|p| p.policy.name()).collect();
                 tracing::info!(policies = ?names, "policies reloaded");
                 self.vantage.replace_policies(&fresh.policies);
+                self.drills.replace(definitions(&fresh));
                 let fresh = Arc::new(fresh);
                 *self.setup.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
                 self.summary.send_modify(|s| s.setup = Some(fresh));
@@ -297,6 +332,7 @@ impl Controller {
             summary: self.summary.subscribe(),
             vantage: self.vantage.subscribe(),
             identity: self.coordinator.identity().to_string(),
+            drills: self.drills.view(),
             loopback: listen.ip().is_loopback(),
         };
         super::admin::serve(listen, state, async {
@@ -346,9 +382,13 @@ impl Controller {
             }
             match epoch {
                 Some(epoch) => {
-                    if let Err(e) = self.round(epoch, &mut combiner).await {
-                        tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
-                        self.summary.send_modify(|s| s.error = Some(format!("{e:#}")));
+                    let started = self.clock.now();
+                    match self.round(epoch, &mut combiner).await {
+                        Ok(()) => self.tick_drills(epoch, started).await,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
+                            self.summary.send_modify(|s| s.error = Some(format!("{e:#}")));
+                        }
                     }
                 }
                 None if campaign.as_ref().is_none_or(|c| c.is_finished()) => {
@@ -408,6 +448,9 @@ impl Controller {
         self.record_health(&reports, &health, combiner);
         if let Some(why) = &health.impaired {
             tracing::warn!(reason = %why, "health checker impaired: holding the published answers");
+        }
+        if let Err(e) = super::audit::expire_overrides(self.coordinator.as_ref(), now).await {
+            tracing::warn!(error = %e, "cannot remove expired overrides; the planner ignores them anyway");
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides, state: planned_from, published } =
@@ -489,6 +532,31 @@ impl Controller {
             tracing::warn!(epoch = epoch.0, "leadership lost: writes stopped");
         }
         Ok(())
+    }
+}
+
+/// The drills of a policy set, as the runner uses them.
+fn definitions(setup: &Setup) -> Vec<crate::drill::Definition> {
+    setup.drills.iter().map(|d| d.definition.clone()).collect()
+}
+
+impl Controller {
+    /// Steps the drills after a round led in `epoch` that started at `started`.
+    async fn tick_drills(&self, epoch: Epoch, started: crate::time::Timestamp) {
+        let summary = self.summary.borrow().clone();
+        let (Some(plan), Some(preview)) = (&summary.plan, &summary.preview) else { return };
+        let round = crate::drill::driver::Round {
+            coordinator: &self.coordinator,
+            providers: &self.providers,
+            epoch,
+            started,
+            now: self.clock.now(),
+            plan,
+            preview,
+        };
+        if let Err(e) = self.drills.after_round(round).await {
+            tracing::warn!(error = %e, "drill tick failed; the next round retries");
+        }
     }
 }
 

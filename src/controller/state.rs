@@ -85,6 +85,27 @@ pub async fn save(
     Ok(())
 }
 
+/// Stores an operator override (any replica may: I8), expiring at its TTL. The one
+/// path overrides take, from the admin API and from drills.
+pub async fn put_override(coordinator: &dyn Coordinator, o: &Override) -> Result<(), CoordError> {
+    let value = serde_json::to_value(o).map_err(|e| CoordError::Local(e.to_string()))?;
+    let entry = match o.expires_at {
+        Some(at) => Entry::expiring(value, at),
+        None => Entry::new(value),
+    };
+    coordinator.put(&Key::new(Space::Overrides, &o.id), &entry, Writer::Replica).await
+}
+
+/// Whether override `id` is in the store and in force at `now`.
+pub async fn override_live(coordinator: &dyn Coordinator, id: &str, now: Timestamp) -> Result<bool, CoordError> {
+    Ok(coordinator.get(&Key::new(Space::Overrides, id)).await?.is_some_and(|e| e.is_live(now)))
+}
+
+/// Removes override `id` (absent is fine).
+pub async fn delete_override(coordinator: &dyn Coordinator, id: &str) -> Result<(), CoordError> {
+    coordinator.delete(&Key::new(Space::Overrides, id), Writer::Replica).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ fn setup(policies: &[FailoverPolicy]) -> Arc<Setup> {
             .iter()
             .map(|p| LoadedPolicy { path: PathBuf::from("p.yaml"), policy: p.clone(), hash: "h".into() })
             .collect(),
+        drills: Vec::new(),
     })
 }
 

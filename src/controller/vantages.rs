@@ -469,6 +469,7 @@ mod tests {
             vantage,
             identity: "r1".into(),
             loopback,
+            drills: crate::drill::DrillsView::empty(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = AdminUrl::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();

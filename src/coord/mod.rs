@@ -245,11 +245,27 @@ pub enum Space {
     Vantages,
     /// Plan history, `<record>/<generation>`. Leader only; see [`Coordinator::append_plan`].
     Plans,
+    /// Drill reports, `<drill>/<start>` (the run's state). Leader only.
+    Drills,
+    /// Operator requests to run or abort a drill. Any replica writes (the admin API).
+    DrillRequests,
+    /// The audit trail of overrides (created, deleted, expired), append-only. Any replica
+    /// writes, because followers accept overrides too (I8); see `controller::audit`.
+    Audit,
 }
 
 impl Space {
     /// Every space, in key order.
-    pub const ALL: [Space; 5] = [Space::Overrides, Space::Warmup, Space::Planner, Space::Vantages, Space::Plans];
+    pub const ALL: [Space; 8] = [
+        Space::Overrides,
+        Space::Warmup,
+        Space::Planner,
+        Space::Vantages,
+        Space::Plans,
+        Space::Drills,
+        Space::DrillRequests,
+        Space::Audit,
+    ];
 
     /// The path segment used in keys.
     pub fn as_str(self) -> &'static str {
@@ -259,6 +275,9 @@ impl Space {
             Self::Planner => "planner",
             Self::Vantages => "vantages",
             Self::Plans => "plans",
+            Self::Drills => "drills",
+            Self::DrillRequests => "drill-requests",
+            Self::Audit => "audit",
         }
     }
 
@@ -269,7 +288,7 @@ impl Space {
 
     /// Whether only the leader (fenced by its epoch) may write this space.
     pub fn leader_only(self) -> bool {
-        matches!(self, Self::Warmup | Self::Planner | Self::Plans)
+        matches!(self, Self::Warmup | Self::Planner | Self::Plans | Self::Drills)
     }
 }
 
@@ -579,8 +598,8 @@ mod tests {
     }
 
     #[test]
-    fn overrides_and_vantages_are_the_only_spaces_followers_write() {
+    fn overrides_vantages_drill_requests_and_the_audit_trail_are_the_only_spaces_followers_write() {
         let open: Vec<Space> = Space::ALL.into_iter().filter(|s| !s.leader_only()).collect();
-        assert_eq!(open, vec![Space::Overrides, Space::Vantages]);
+        assert_eq!(open, vec![Space::Overrides, Space::Vantages, Space::DrillRequests, Space::Audit]);
     }
 }

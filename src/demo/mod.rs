@@ -38,11 +38,12 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir()?;
     let dns_port = free_port()?;
     let http_port = free_port()?;
+    let admin_port = free_port()?;
     let mut backends = Vec::new();
     for (id, _, ip) in BACKENDS {
         backends.push(Backend::start(id, SocketAddr::from((ip, http_port))).await?);
     }
-    write_config(dir.path(), dns_port, http_port)?;
+    write_config(dir.path(), dns_port, http_port, admin_port)?;
     let setup = controller::load(&dir.path().join("veer.yaml")).map_err(|d| {
         anyhow::anyhow!("demo config invalid: {}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     })?;
@@ -53,6 +54,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     ));
     say("policy: weighted, east-1/east-2 capacity 100, west-1 capacity 200; probes every 500ms, fall 2, rise 2".into());
     let controller = Controller::start(setup).await?;
+    let _admin = controller.serve_admin().await?;
     let mut summaries = controller.summaries();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(controller.run(async {
@@ -90,7 +92,10 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         )),
         None => say("east-2 was still answered 20s after it died".into()),
     }
-    let after = summaries.borrow().plan.clone();
+    // DNS can show the removal before the round that wrote it publishes its
+    // summary: wait for that plan, so that the warm-up below starts from it.
+    let after = wait_for(&mut summaries, Duration::from_secs(10), |p| stage_of(p, "east-2") == 0).await;
+    summaries.borrow_and_update();
     if let Some(plan) = &after {
         print_weights(&say, plan);
     }
@@ -134,7 +139,13 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     println!("  {writes} provider writes in {:.1}s", started.elapsed().as_secs_f64());
     let passed = steps.iter().all(|s| s.passed);
     if keep_running {
-        println!("\nstill running (Ctrl-C to stop): dig @127.0.0.1 -p {dns_port} {RECORD} A");
+        let server = format!("http://127.0.0.1:{admin_port}");
+        let token = dir.path().join("admin-token");
+        println!("\nstill running (Ctrl-C to stop):");
+        println!("  dig @127.0.0.1 -p {dns_port} {RECORD} A");
+        println!("  status page: {server}/");
+        println!("  veer status --server {server}");
+        println!("  veer drain east-1 --reason 'trying veer' --server {server} --token-file {}", token.display());
         crate::cli::shutdown_signal().await;
     }
     let _ = stop.send(());
@@ -212,11 +223,18 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-fn write_config(dir: &std::path::Path, dns_port: u16, http_port: u16) -> std::io::Result<()> {
+fn write_config(dir: &std::path::Path, dns_port: u16, http_port: u16, admin_port: u16) -> std::io::Result<()> {
+    // The admin token only guards a loopback demo; it is still not guessable by
+    // another local user, and lives in the demo's private temporary folder.
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("admin-token"), token)?;
     std::fs::write(
         dir.join("veer.yaml"),
         format!(
             "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: demo\nvantage: demo\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin_port}, tokenFile: admin-token }}\n\
              coordination: {{ backend: standalone, stateFile: state.json }}\n\
              providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns_port}, zones: [demo.test.] }}\n"
         ),

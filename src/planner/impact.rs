@@ -71,30 +71,62 @@ pub fn impact(input: &PlanInput<'_>, proposed: &Override) -> Impact {
         if b.answers == w.answers && refused_by.is_none() && guard_bypassed.is_none() {
             continue;
         }
-        let policy = input.policies[index].policy;
-        let total = policy.total_capacity().max(1) as f64;
-        let healthy = |answers: &[DesiredAnswer]| {
-            let capacity: u64 = answers
-                .iter()
-                .filter_map(|a| policy.endpoints().find(|(_, e)| e.id.value == a.endpoint))
-                .filter(|(_, e)| {
-                    input.health.state(&crate::health::EndpointKey::new(policy.name(), e.id.value.as_str()))
-                        == HealthState::Up
-                })
-                .map(|(_, e)| u64::from(e.capacity()))
-                .sum();
-            capacity as f64 * 100.0 / total
-        };
-        records.push(RecordImpact {
-            policy: b.policy.clone(),
-            record: b.record.to_string(),
-            healthy_capacity_percent_before: healthy(&b.answers),
-            healthy_capacity_percent_after: healthy(&w.answers),
-            before: b.answers.clone(),
-            after: w.answers.clone(),
-            refused_by,
-            guard_bypassed,
-        });
+        records.push(record_impact(input, index, b, w, refused_by, guard_bypassed));
     }
     Impact { override_id: proposed.id, records }
+}
+
+/// Previews removing the overrides `ids` from `input.overrides` (`veer undrain`,
+/// `unpin`, `unfreeze`): the records whose answers change, before → after.
+/// Removing an override hands the record back to the rules, which keep the
+/// guards, so nothing refuses a removal.
+pub fn removal_impact(input: &PlanInput<'_>, ids: &[String]) -> Impact {
+    let base = plan(input);
+    let rest: Vec<Override> = input.overrides.iter().filter(|o| !ids.contains(&o.id)).cloned().collect();
+    let after = plan(&PlanInput { overrides: &rest, ..*input });
+    let records = base
+        .records
+        .iter()
+        .zip(&after.records)
+        .enumerate()
+        .filter(|(_, (b, a))| b.answers != a.answers)
+        .map(|(index, (b, a))| record_impact(input, index, b, a, None, None))
+        .collect();
+    Impact { override_id: ids.join(","), records }
+}
+
+/// One record's answers before → after, with the published healthy capacity of each.
+fn record_impact(
+    input: &PlanInput<'_>,
+    index: usize,
+    before: &RecordPlan,
+    after: &RecordPlan,
+    refused_by: Option<String>,
+    guard_bypassed: Option<String>,
+) -> RecordImpact {
+    let policy = input.policies[index].policy;
+    let total = policy.total_capacity().max(1) as f64;
+    let healthy = |answers: &[DesiredAnswer]| {
+        let capacity: u64 = answers
+            .iter()
+            .filter(|a| a.weight > 0)
+            .filter_map(|a| policy.endpoints().find(|(_, e)| e.id.value == a.endpoint))
+            .filter(|(_, e)| {
+                input.health.state(&crate::health::EndpointKey::new(policy.name(), e.id.value.as_str()))
+                    == HealthState::Up
+            })
+            .map(|(_, e)| u64::from(e.capacity()))
+            .sum();
+        capacity as f64 * 100.0 / total
+    };
+    RecordImpact {
+        policy: before.policy.clone(),
+        record: before.record.to_string(),
+        healthy_capacity_percent_before: healthy(&before.answers),
+        healthy_capacity_percent_after: healthy(&after.answers),
+        before: before.answers.clone(),
+        after: after.answers.clone(),
+        refused_by,
+        guard_bypassed,
+    }
 }

@@ -11,7 +11,7 @@ pub mod overrides;
 mod record;
 pub mod state;
 
-pub use impact::{Impact, RecordImpact, impact};
+pub use impact::{Impact, RecordImpact, impact, removal_impact};
 pub use overrides::{FreezeScope, Override, OverrideAction, OverrideError, Target, TargetKind};
 pub use state::{Join, PlannerState, RecordState, Removal, WarmupState};
 

@@ -454,6 +454,41 @@ fn impact_previews_a_drain_and_names_the_guard_that_refuses_it() {
 }
 
 #[test]
+fn removal_impact_previews_an_undrain_as_the_drained_endpoint_returning() {
+    let mut w = World::new(FOUR);
+    w.step(S);
+    let drain = Override {
+        id: "d1".into(),
+        action: OverrideAction::Drain { target: "a".parse().unwrap() },
+        reason: "maintenance".into(),
+        author: "ana".into(),
+        created_at: w.now,
+        expires_at: None,
+        force: true,
+    };
+    w.overrides.push(drain);
+    w.step(S);
+    let inputs = [PolicyInput { policy: &w.policy, hash: "h", weighting: w.weighting }];
+    let input = PlanInput {
+        policies: &inputs,
+        health: &w.health,
+        observed: &w.observed,
+        overrides: &w.overrides,
+        state: &w.state,
+        now: w.now,
+        seed: 7,
+    };
+    let preview = removal_impact(&input, &["d1".to_string()]);
+    assert_eq!(preview.records.len(), 1, "{preview:?}");
+    let r = &preview.records[0];
+    assert!(!r.before.iter().any(|a| a.endpoint == "a"), "drained before: {r:?}");
+    assert!(r.after.iter().any(|a| a.endpoint == "a"), "back after (warming): {r:?}");
+    assert!((r.healthy_capacity_percent_before - 75.0).abs() < 1e-9, "{r:?}");
+    assert!((r.healthy_capacity_percent_after - 100.0).abs() < 1e-9, "{r:?}");
+    assert!(removal_impact(&input, &["unknown".to_string()]).records.is_empty(), "nothing removed, nothing changes");
+}
+
+#[test]
 fn a_new_leader_infers_full_weight_from_rounded_provider_weights() {
     let mut w = World::new(
         "  routing: weighted
@@ -522,6 +557,18 @@ fn a_failover_override_moves_traffic_through_warm_up_unless_immediate() {
     let r = w.step(S);
     assert_eq!(World::weights(&r), [("c", 255), ("d", 255)]);
     assert!(r.changes.iter().any(|c| c.reason.contains("warm-up skipped")), "{:?}", r.changes);
+}
+
+#[test]
+fn a_failover_override_is_an_operator_change_outside_the_velocity_cap() {
+    // Automation may remove a quarter of the capacity per window; the primary is half.
+    let mut w = World::new(&TWO_POOLS_FAILOVER.replace("maxRemovePercent: 100", "maxRemovePercent: 25"));
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)], "held: {:?}", r.held);
+    assert!(r.held.iter().all(|h| h.cause != HoldCause::Velocity), "{:?}", r.held);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use super::model::FailoverPolicy;
 use super::source::{self, DocumentKind};
 use super::validate;
 use crate::config::{self, LoadedConfig};
+use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub struct Loaded {
     /// Chaos documents found among the paths (`veer run --chaos`), checked
     /// against the config's providers and the policies' endpoints.
     pub chaos: Vec<(PathBuf, crate::chaos::ChaosDocument)>,
+    /// Drills that parsed and resolved (they may still have findings in `diagnostics`).
+    pub drills: Vec<crate::drill::LoadedDrill>,
     /// Every finding, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -111,7 +114,7 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>
 pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
     let mut loaded = Loaded::default();
     let files = collect_files(paths, &mut loaded.diagnostics);
-    let mut parsed: Vec<(PathBuf, FailoverPolicy)> = Vec::new();
+    let mut parsed = Parsed::default();
     for file in files {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
@@ -126,11 +129,36 @@ pub fn load(paths: &[PathBuf], config: Option<&LoadedConfig>) -> Loaded {
     loaded
 }
 
-/// Semantic checks of each policy and across policies (duplicate names and records).
-fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
-    let mut names: HashMap<String, (PathBuf, u64)> = HashMap::new();
+/// Names that must be unique across documents, with where each was first defined.
+#[derive(Default)]
+pub(crate) struct UniqueNames(HashMap<String, (PathBuf, u64)>);
+
+impl UniqueNames {
+    /// Records `name` from `file`, or reports it as a duplicate `what` name.
+    pub(crate) fn check(&mut self, what: &str, name: &Spanned<String>, file: &Path, findings: &mut Findings<'_>) {
+        if let Some((first, line)) = self.0.get(&name.value) {
+            let message =
+                format!("duplicate {what} name `{}` (first defined at {}:{line})", name.value, first.display());
+            findings.error(name, message);
+        } else {
+            self.0.insert(name.value.clone(), (file.to_path_buf(), name.referenced.line()));
+        }
+    }
+}
+
+/// Documents that parsed and await semantic checks.
+#[derive(Default)]
+struct Parsed {
+    policies: Vec<(PathBuf, FailoverPolicy)>,
+    drills: Vec<(PathBuf, crate::drill::Drill)>,
+}
+
+/// Semantic checks of each policy and across policies (duplicate names and
+/// records), then of each drill against the policies.
+fn check_all(parsed: Parsed, config: Option<&LoadedConfig>, loaded: &mut Loaded) {
+    let mut names = UniqueNames::default();
     let mut records: HashMap<(String, String), String> = HashMap::new();
-    for (file, policy) in parsed {
+    for (file, policy) in parsed.policies {
         let mut findings = Findings::new(&file, policy.kind.referenced);
         let applicable = config.or_else(|| nearest_config(&file, &loaded.configs));
         validate::check_policy(&policy, applicable.map(|c| &c.config.providers), &mut findings);
@@ -144,27 +172,20 @@ fn check_all(parsed: Vec<(PathBuf, FailoverPolicy)>, config: Option<&LoadedConfi
                 .warning(),
             );
         }
-        let name = &policy.metadata.name;
-        if let Some((first, line)) = names.get(&name.value) {
-            findings.error(
-                name,
-                format!("duplicate policy name `{}` (first defined at {}:{line})", name.value, first.display()),
-            );
-        } else {
-            names.insert(name.value.clone(), (file.clone(), name.referenced.line()));
-        }
+        names.check("policy", &policy.metadata.name, &file, &mut findings);
         let record = &policy.spec.record;
         let key = (record.name.value.to_string(), format!("{:?}", record.record_type.value));
         if let Some(owner) = records.get(&key) {
             findings.error(&record.name, format!("record {} {} is already managed by policy `{owner}`", key.0, key.1));
         } else {
-            records.insert(key, name.value.clone());
+            records.insert(key, policy.metadata.name.value.clone());
         }
         loaded.diagnostics.extend(findings.list);
         let hash = policy_hash(&policy);
         loaded.policies.push(LoadedPolicy { path: file, policy, hash });
     }
     check_chaos(config, loaded);
+    crate::drill::validate::check_all(parsed.drills, loaded);
     diagnostic::sort(&mut loaded.diagnostics);
 }
 
@@ -183,7 +204,7 @@ fn check_chaos(config: Option<&LoadedConfig>, loaded: &mut Loaded) {
 
 /// Parses every document of one file's text into `loaded` (configs, scenarios,
 /// diagnostics) and `parsed` (policies awaiting semantic checks).
-fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(PathBuf, FailoverPolicy)>) {
+fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Parsed) {
     let docs = source::split_documents(text);
     if docs.is_empty() {
         loaded.diagnostics.push(Diagnostic::error_in_file(file, "file holds no YAML document"));
@@ -192,7 +213,7 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
         match source::document_kind(file, &doc) {
             Err(d) => loaded.diagnostics.push(d),
             Ok((DocumentKind::FailoverPolicy, _)) => match source::parse_document::<FailoverPolicy>(file, &doc) {
-                Ok(p) => parsed.push((file.to_path_buf(), p)),
+                Ok(p) => parsed.policies.push((file.to_path_buf(), p)),
                 Err(d) => loaded.diagnostics.push(d),
             },
             Ok((DocumentKind::ControllerConfig, _)) => match config::parse(file, &doc, &std::env::vars().collect()) {
@@ -204,6 +225,10 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
                 Ok(c) => loaded.chaos.push((file.to_path_buf(), c)),
                 Err(d) => loaded.diagnostics.push(d),
             },
+            Ok((DocumentKind::Drill, _)) => match source::parse_document::<crate::drill::Drill>(file, &doc) {
+                Ok(d) => parsed.drills.push((file.to_path_buf(), d)),
+                Err(d) => loaded.diagnostics.push(d),
+            },
         }
     }
 }
@@ -212,7 +237,7 @@ fn parse_text(file: &Path, text: &str, loaded: &mut Loaded, parsed: &mut Vec<(Pa
 /// every document is parsed and checked, against `config` when given.
 pub fn load_text(name: &Path, text: &str, config: Option<&LoadedConfig>) -> Loaded {
     let mut loaded = Loaded::default();
-    let mut parsed = Vec::new();
+    let mut parsed = Parsed::default();
     parse_text(name, text, &mut loaded, &mut parsed);
     check_all(parsed, config, &mut loaded);
     loaded

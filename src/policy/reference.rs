@@ -82,6 +82,40 @@ pub const POLICY_FIELDS: &[Field] = &[
     f("spec.guards.onAllUnhealthy", "enum", "serve-all", "`serve-all` (fail open) or `keep-last` (fail static)"),
 ];
 
+/// `kind: Drill` fields.
+pub const DRILL_FIELDS: &[Field] = &[
+    f("apiVersion", "string", "required", "`veer/v1`"),
+    f("kind", "string", "required", "`Drill`"),
+    f("metadata.name", "string", "required", "unique drill name: lowercase letters, digits, `-`"),
+    f(
+        "spec.target",
+        "string",
+        "required",
+        "`ENDPOINT`, `endpoint/ID` or `pool/NAME` to drain, or `leader` to hand over",
+    ),
+    f("spec.policy", "string", "required for endpoint/pool", "the policy the endpoint or pool belongs to"),
+    f(
+        "spec.schedule.windows",
+        "window or list",
+        "required",
+        "weekly UTC windows, `weekdays 10:00-16:00` or `{days, from, to}`; none: on request only",
+    ),
+    f("spec.schedule.windows[].days", "days", "required", "`daily`, `weekdays`, `weekends`, `mon-fri`, `[mon, wed]`"),
+    f("spec.schedule.windows[].from", "time", "required", "opening time, `HH:MM` UTC"),
+    f(
+        "spec.schedule.windows[].to",
+        "time",
+        "required",
+        "closing time, `HH:MM` UTC (`24:00`); at or before `from`: next day",
+    ),
+    f("spec.schedule.minSpacing", "duration", "24h", "least time between two scheduled starts"),
+    f("spec.duration", "duration", "5m", "how long the target stays drained (at most 24h)"),
+    f("spec.maxCapacityPercent", "percent", "50", "largest share of the record's capacity the drill may remove"),
+    f("spec.abortOn.guardOrVelocityHold", "bool", "true", "abort on a guard, velocity or change-budget hold"),
+    f("spec.abortOn.otherEndpointUnhealthy", "bool", "true", "abort when another endpoint of the record is unhealthy"),
+    f("spec.abortOn.checkerImpaired", "bool", "true", "abort when the health checker is impaired"),
+];
+
 /// `kind: ControllerConfig` fields (`veer.yaml`).
 pub const CONFIG_FIELDS: &[Field] = &[
     f("apiVersion", "string", "required", "`veer/v1`"),
@@ -181,8 +215,9 @@ fn table(title: &str, fields: &[Field]) -> String {
 /// `<!-- reference:begin -->` and `<!-- reference:end -->` markers.
 pub fn markdown() -> String {
     format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         table("FailoverPolicy (`policies/*.yaml`)", POLICY_FIELDS),
+        table("Drill (`policies/*.yaml`, see Drills)", DRILL_FIELDS),
         table("ControllerConfig (`veer.yaml`)", CONFIG_FIELDS)
     )
 }

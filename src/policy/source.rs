@@ -32,14 +32,17 @@ pub enum DocumentKind {
     Scenario,
     /// A game day's faults (`veer run --chaos`).
     Chaos,
+    /// A failover or leader hand-off rehearsal (`veer drill`, SPEC §10).
+    Drill,
 }
 
 impl DocumentKind {
-    const ALL: [(&'static str, DocumentKind); 4] = [
+    const ALL: [(&'static str, DocumentKind); 5] = [
         ("FailoverPolicy", DocumentKind::FailoverPolicy),
         ("ControllerConfig", DocumentKind::ControllerConfig),
         ("Scenario", DocumentKind::Scenario),
         ("Chaos", DocumentKind::Chaos),
+        ("Drill", DocumentKind::Drill),
     ];
 
     /// The kind's name as written in YAML.

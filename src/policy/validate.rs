@@ -14,13 +14,7 @@ pub fn check_policy(p: &FailoverPolicy, providers: Option<&BTreeMap<String, Prov
     if p.api_version.value != API_VERSION {
         f.error(&p.api_version, format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", p.api_version.value));
     }
-    let name = &p.metadata.name;
-    if name.value.is_empty()
-        || name.value.len() > 63
-        || !name.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        f.error(name, "metadata.name must be 1–63 characters of lowercase letters, digits and `-`");
-    }
+    check_name(&p.metadata.name, f);
     let spec = &p.spec;
     if let Some(ttl) = spec.record.ttl.as_ref().filter(|t| !(1..=86_400).contains(&t.value)) {
         f.error(ttl, format!("ttl must be between 1 and 86400 seconds, got {}", ttl.value));
@@ -31,6 +25,16 @@ pub fn check_policy(p: &FailoverPolicy, providers: Option<&BTreeMap<String, Prov
     check_shift(&spec.shift, f);
     check_warmup(&spec.warmup, f);
     check_guards(p, f);
+}
+
+/// `metadata.name` of any document: 1–63 lowercase letters, digits and `-`.
+pub(crate) fn check_name(name: &Spanned<String>, f: &mut Findings<'_>) {
+    if name.value.is_empty()
+        || name.value.len() > 63
+        || !name.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        f.error(name, "metadata.name must be 1–63 characters of lowercase letters, digits and `-`");
+    }
 }
 
 fn check_publish_to(p: &FailoverPolicy, providers: Option<&BTreeMap<String, ProviderConfig>>, f: &mut Findings<'_>) {
@@ -240,7 +244,7 @@ fn check_health(h: &HealthCheck, p: &FailoverPolicy, f: &mut Findings<'_>) {
     }
 }
 
-fn check_percent(value: &Option<Spanned<f64>>, field: &str, zero_allowed: bool, f: &mut Findings<'_>) {
+pub(crate) fn check_percent(value: &Option<Spanned<f64>>, field: &str, zero_allowed: bool, f: &mut Findings<'_>) {
     if let Some(v) = value {
         let low_ok = if zero_allowed { v.value >= 0.0 } else { v.value > 0.0 };
         if !(low_ok && v.value <= 100.0) {

@@ -172,7 +172,7 @@ impl World {
         let text: Vec<String> = fleet.policies.iter().map(FleetPolicy::yaml).collect();
         let loaded = veer::policy::load_text(Path::new("sim/policies.yaml"), &text.join("---\n"), Some(&config));
         assert!(loaded.is_valid(), "generated policies: {:#?}", loaded.diagnostics);
-        Self::with_setup(Arc::new(Setup { config, policies: loaded.policies }), fleet, backend)
+        Self::with_setup(Arc::new(Setup { config, policies: loaded.policies, drills: Vec::new() }), fleet, backend)
     }
 
     /// Another world with the same fleet and policies: its own provider and store.
