@@ -101,6 +101,13 @@ pub struct ProviderFaultDocument {
     /// The longest delay (default 1s).
     #[serde(default)]
     pub delay_max: Option<Spanned<PolicyDuration>>,
+    /// Percent held for `stallFor` before they reach the provider (a writer
+    /// delayed after it built its change: the racing writer of SPEC §1.1).
+    #[serde(default)]
+    pub stalled: Option<Spanned<f64>>,
+    /// How long a stalled call waits before it is sent, exactly (default 1s).
+    #[serde(default)]
+    pub stall_for: Option<Spanned<PolicyDuration>>,
 }
 
 /// Probe failures of this replica in one window.
@@ -244,22 +251,33 @@ fn provider_rule(fault: &ProviderFaultDocument, known: Known<'_>, f: &mut Findin
         lost_response: share(&fault.lost_response, "lostResponse", f),
         delayed: share(&fault.delayed, "delayed", f),
         delay_max: fault.delay_max.as_ref().map_or(FaultRates::NONE.delay_max, |d| d.value.get()),
+        stalled: share(&fault.stalled, "stalled", f),
+        stall_for: fault.stall_for.as_ref().map_or(FaultRates::NONE.stall_for, |d| d.value.get()),
     };
     if rates.total() > 1.0 + 1e-9 {
         f.error(
             &fault.provider,
             format!("the fault percentages add up to {:.0}, more than every call (100)", rates.total() * 100.0),
         );
-    } else if [&fault.throttled, &fault.unavailable, &fault.timeout, &fault.lost_response, &fault.delayed]
-        .iter()
-        .all(|share| share.is_none())
+    } else if [
+        &fault.throttled,
+        &fault.unavailable,
+        &fault.timeout,
+        &fault.lost_response,
+        &fault.delayed,
+        &fault.stalled,
+    ]
+    .iter()
+    .all(|share| share.is_none())
     {
         f.error(
             &fault.provider,
-            "no fault: give one of throttled, unavailable, timeout, lostResponse, delayed (percent of calls)",
+            "no fault: give one of throttled, unavailable, timeout, lostResponse, delayed, stalled (percent of calls)",
         );
     }
-    for (value, name) in [(&fault.timeout_after, "timeoutAfter"), (&fault.delay_max, "delayMax")] {
+    for (value, name) in
+        [(&fault.timeout_after, "timeoutAfter"), (&fault.delay_max, "delayMax"), (&fault.stall_for, "stallFor")]
+    {
         if let Some(v) = value.as_ref().filter(|v| v.value.get().is_zero()) {
             f.error(v, format!("`{name}` must be greater than zero"));
         }
@@ -310,7 +328,7 @@ mod tests {
     fn a_game_day_resolves_into_rules_and_probe_faults() {
         let path = Path::new("c.yaml");
         let text = format!(
-            "{HEAD}  seed: 7\n  providers:\n    - {{ provider: lab, operations: [write], from: 30s, until: 2m, throttled: 30, unavailable: 5 }}\n    - {{ provider: lab, lostResponse: 10, timeout: 5, timeoutAfter: 2s }}\n  probes:\n    - {{ from: 1m, until: 90s, endpoints: [a] }}\n    - {{ failure: refused }}\n"
+            "{HEAD}  seed: 7\n  providers:\n    - {{ provider: lab, operations: [write], from: 30s, until: 2m, throttled: 30, unavailable: 5 }}\n    - {{ provider: lab, lostResponse: 10, timeout: 5, timeoutAfter: 2s, stalled: 20, stallFor: 3s }}\n  probes:\n    - {{ from: 1m, until: 90s, endpoints: [a] }}\n    - {{ failure: refused }}\n"
         );
         let plan = resolve(path, &parse(path, &text).unwrap(), Known::default()).unwrap();
         assert_eq!(plan.seed, 7);
@@ -320,6 +338,7 @@ mod tests {
         assert_eq!((rules[0].from, rules[0].until), (Duration::from_secs(30), Some(Duration::from_secs(120))));
         assert!((rules[0].rates.throttled - 0.3).abs() < 1e-9 && (rules[0].rates.unavailable - 0.05).abs() < 1e-9);
         assert_eq!(rules[1].rates.timeout_after, Duration::from_secs(2));
+        assert!((rules[1].rates.stalled - 0.2).abs() < 1e-9 && rules[1].rates.stall_for == Duration::from_secs(3));
         assert_eq!(plan.probes.len(), 2);
         assert_eq!(plan.probes[0].endpoints, Some(["a".to_string()].into()));
         assert_eq!((plan.probes[1].endpoints.as_ref(), plan.probes[1].failure), (None, ProbeFailureMode::Refused));
@@ -347,6 +366,13 @@ mod tests {
         assert!(e[3].contains("9:19: error: no fault"), "{e:#?}");
         assert!(e[4].contains("10:53: error: `until` (1m) must be later than `from`"), "{e:#?}");
         assert!(e[5].contains("12:21: error: unknown endpoint `zz`"), "{e:#?}");
+    }
+
+    #[test]
+    fn a_stall_needs_a_duration_above_zero() {
+        let e = errors("  providers:\n    - { provider: lab, stalled: 5, stallFor: 0s }\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].starts_with("c.yaml:6:") && e[0].contains("`stallFor` must be greater than zero"), "{e:#?}");
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! outage would. Windows are measured from the start of `veer run`. The same
 //! seed breaks the same calls.
 //!
-//! Chaos is for test zones: `veer run` logs it loudly at start, and every
-//! injected error says "injected by chaos".
+//! Chaos is for test zones: `veer run` logs it loudly at start, every
+//! injected error says "injected by chaos", and every injected fault is logged
+//! (`CHAOS: fault injected`, with the generations a write carries) as the call
+//! arrives — before a stall or a timeout runs its course.
 
 pub mod document;
 
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use veer_provider::{Chaotic, FaultRule, Provider};
+use veer_provider::{ChaosCall, Chaotic, FaultRule, Provider};
 
 /// A resolved chaos document.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +98,15 @@ impl ChaosPlan {
         match self.providers.get(provider) {
             Some(rules) => {
                 let seed = crate::health::schedule::stable_hash(&[&self.seed.to_le_bytes(), provider.as_bytes()]);
-                Arc::new(Chaotic::new(inner, rules.clone(), seed))
+                let name = provider.to_string();
+                let log = move |call: &ChaosCall| {
+                    let fault = call.injected.map(|i| i.to_string()).unwrap_or_default();
+                    tracing::info!(
+                        provider = %name, operation = %call.operation, fault = %fault, generations = ?call.generations,
+                        "CHAOS: fault injected"
+                    );
+                };
+                Arc::new(Chaotic::new(inner, rules.clone(), seed).observed(Arc::new(log)))
             }
             None => inner,
         }
@@ -122,7 +132,8 @@ impl ChaosPlan {
                     until = %rule.until.map_or_else(|| "stop".into(), crate::policy::duration::format),
                     throttled_percent = r.throttled * 100.0, unavailable_percent = r.unavailable * 100.0,
                     timeout_percent = r.timeout * 100.0, lost_response_percent = r.lost_response * 100.0,
-                    delayed_percent = r.delayed * 100.0,
+                    delayed_percent = r.delayed * 100.0, stalled_percent = r.stalled * 100.0,
+                    stall_ms = r.stall_for.as_millis() as u64,
                     "CHAOS: provider faults"
                 );
             }

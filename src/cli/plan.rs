@@ -121,7 +121,8 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
         let report = enactor.enact(&r.intents).await;
         if report.all_converged() {
             let now = crate::time::Clock::now(&crate::time::SystemClock::default());
-            controller::state::save(coordinator.as_ref(), epoch, &r.plan, now).await?;
+            let keep = setup.config.config.coordination.history_keep();
+            controller::state::save(coordinator.as_ref(), epoch, &r.plan, now, keep).await?;
         }
         coordinator.release().await?;
         anyhow::Ok((r, report))

@@ -124,6 +124,11 @@ pub struct CoordinationConfig {
     /// Retry period (default 2s), shorter than the renew deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_period: Option<Spanned<PolicyDuration>>,
+    /// Applied plans kept per record in the store's plan history (default 50, at
+    /// least 1); the leader deletes older ones after each apply, so the history
+    /// cannot grow without bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_keep: Option<Spanned<u32>>,
 }
 
 impl CoordinationConfig {
@@ -138,6 +143,10 @@ impl CoordinationConfig {
     /// Effective retry period.
     pub fn retry_period(&self) -> Duration {
         self.retry_period.as_ref().map_or(Duration::from_secs(2), |d| d.value.get())
+    }
+    /// Plans kept per record in the history (at least 1).
+    pub fn history_keep(&self) -> usize {
+        self.history_keep.as_ref().map_or(crate::controller::state::HISTORY_KEEP, |k| k.value.max(1) as usize)
     }
 }
 
@@ -415,6 +424,9 @@ fn check(config: &ControllerConfig, f: &mut Findings<'_>) {
             f.error(v, format!("{name} must be greater than zero"));
         }
     }
+    if let Some(keep) = c.history_keep.as_ref().filter(|k| k.value == 0) {
+        f.error(keep, "historyKeep must be at least 1 (the newest plan is always kept)");
+    }
     if c.renew_deadline() >= c.lease_duration() {
         let at = c.renew_deadline.as_ref().or(c.lease_duration.as_ref());
         f.error_at(at.map_or(Location::UNKNOWN, |s| s.referenced), "renewDeadline must be shorter than leaseDuration");
@@ -636,6 +648,18 @@ providers:
         let text = format!("{TEXT}coordination:\n  renewDeadline: 20s\n");
         let errors = parse_with(&text, &[]).unwrap_err();
         assert_eq!(errors[0].to_string(), "veer.yaml:12:18: error: renewDeadline must be shorter than leaseDuration");
+    }
+
+    #[test]
+    fn the_plan_history_keeps_fifty_plans_unless_told_and_at_least_one() {
+        assert_eq!(parse_with(TEXT, &[]).unwrap().config.coordination.history_keep(), 50);
+        let c = parse_with(TEXT, &[("VEER_COORDINATION__HISTORY_KEEP", "3")]).unwrap();
+        assert_eq!(c.config.coordination.history_keep(), 3);
+        let errors = parse_with(&format!("{TEXT}coordination:\n  historyKeep: 0\n"), &[]).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "veer.yaml:12:16: error: historyKeep must be at least 1 (the newest plan is always kept)"
+        );
     }
 
     #[test]

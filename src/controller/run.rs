@@ -537,7 +537,8 @@ impl Controller {
             overrides,
         });
         if result.all_converged() {
-            state::save(self.coordinator.as_ref(), epoch, &plan, now).await?;
+            let keep = setup.config.config.coordination.history_keep();
+            state::save(self.coordinator.as_ref(), epoch, &plan, now, keep).await?;
         }
         let round = self.summary.borrow().rounds + 1;
         let applies = super::status::last_applies(&intents, &result.outcomes, round, now);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// The store key of the planner state.
 const PLANNER_STATE: &str = "state";
-/// Plans kept per record in the history.
+/// Plans kept per record in the history unless `coordination.historyKeep` says otherwise.
 pub const HISTORY_KEEP: usize = 50;
 
 /// Where state is read from: a running coordinator, or a read-only snapshot of a
@@ -65,15 +65,22 @@ impl StateSource {
 
 /// Persists the planner state and the history of the records that changed, as
 /// the leader of `epoch` (fenced at the store). Each history entry is the record's
-/// plan plus `epoch` and `appliedAt` (`now`, milliseconds), for the audit trail.
-pub async fn save(coordinator: &dyn Coordinator, epoch: Epoch, plan: &Plan, now: Timestamp) -> Result<(), CoordError> {
+/// plan plus `epoch` and `appliedAt` (`now`, milliseconds), for the audit trail;
+/// the history keeps the `keep` newest plans of each record (the clean-up).
+pub async fn save(
+    coordinator: &dyn Coordinator,
+    epoch: Epoch,
+    plan: &Plan,
+    now: Timestamp,
+    keep: usize,
+) -> Result<(), CoordError> {
     let state = serde_json::to_value(&plan.state).expect("planner state serializes");
     coordinator.put(&Key::new(Space::Planner, PLANNER_STATE), &Entry::new(state), Writer::Leader(epoch)).await?;
     for record in plan.records.iter().filter(|r| r.is_changed()) {
         let mut value = serde_json::to_value(record).expect("record plans serialize");
         value["epoch"] = epoch.0.into();
         value["appliedAt"] = now.as_millis().into();
-        coordinator.append_plan(epoch, record.record.as_str(), record.generation, value, HISTORY_KEEP).await?;
+        coordinator.append_plan(epoch, record.record.as_str(), record.generation, value, keep).await?;
     }
     Ok(())
 }
@@ -97,4 +104,46 @@ pub async fn override_live(coordinator: &dyn Coordinator, id: &str, now: Timesta
 /// Removes override `id` (absent is fine).
 pub async fn delete_override(coordinator: &dyn Coordinator, id: &str) -> Result<(), CoordError> {
     coordinator.delete(&Key::new(Space::Overrides, id), Writer::Replica).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::{AnswerChange, PlanMode, RecordName, RecordPlan, Weighting};
+
+    fn changed(generation: u64) -> RecordPlan {
+        RecordPlan {
+            policy: "api".into(),
+            record: RecordName::parse("api.example.test.").unwrap(),
+            policy_hash: "h".into(),
+            weighting: Weighting::SetOnly,
+            mode: PlanMode::Normal,
+            answers: Vec::new(),
+            changes: vec![AnswerChange { endpoint: "a".into(), from: None, to: Some(1), reason: "a published".into() }],
+            generation,
+            held: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn saving_an_applied_plan_cleans_the_history_up_to_the_newest_kept_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let coord = crate::coord::standalone::StandaloneCoordinator::open(dir.path().join("s.json"), "r").unwrap();
+        let epoch = coord.campaign().await.unwrap();
+        for generation in 1..=5 {
+            let plan = Plan { records: vec![changed(generation)], state: PlannerState::default() };
+            save(&coord, epoch, &plan, Timestamp(generation * 1_000), 2).await.unwrap();
+        }
+        let kept: Vec<u64> = coord.plans("api.example.test.").await.unwrap().iter().map(|(g, _)| *g).collect();
+        assert_eq!(kept, [4, 5], "generations 1–3 were cleaned up");
+        let unchanged = RecordPlan { changes: Vec::new(), generation: 5, ..changed(5) };
+        save(&coord, epoch, &Plan { records: vec![unchanged], state: PlannerState::default() }, Timestamp(9_000), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            coord.plans("api.example.test.").await.unwrap().len(),
+            2,
+            "an unchanged record neither adds nor prunes"
+        );
+    }
 }

@@ -147,6 +147,12 @@ pub const CONFIG_FIELDS: &[Field] = &[
     f("coordination.renewDeadline", "duration", "10s", "the leader stops writing if it cannot renew by then"),
     f("coordination.retryPeriod", "duration", "2s", "election retry period (jittered)"),
     f(
+        "coordination.historyKeep",
+        "count",
+        "50",
+        "applied plans kept per record in the store's history; older ones are deleted after each apply",
+    ),
+    f(
         "providers.<name>.type",
         "enum",
         "required",

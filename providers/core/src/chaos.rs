@@ -20,6 +20,15 @@
 //!   answer is lost: `Ambiguous` for a write (it may have landed, and usually
 //!   did), `Unavailable` for a read.
 //! - `delayed`: the answer arrives late, by up to `delay_max` (uniform).
+//! - `stalled`: the call waits exactly `stall_for` *before* it reaches the
+//!   provider, as a caller held up by its own retries or a long pause would:
+//!   the racing writer of SPEC §1.1 sends a change it built long ago. Unlike
+//!   `delayed`, nothing has happened at the provider while it waits.
+//!
+//! # Watching it happen
+//! [`Chaotic::observed`] hands every injected fault to a callback when the call
+//! arrives (before any wait), with the generations a write would publish, so a
+//! game day can log it and a test can act inside the window a fault opens.
 //!
 //! # Determinism
 //! Given the seed, the fault of a call depends only on its operation, the names
@@ -73,10 +82,14 @@ pub struct FaultRates {
     pub delayed: f64,
     /// The longest delay of a late answer.
     pub delay_max: Duration,
+    /// Share that waits `stall_for` before reaching the provider.
+    pub stalled: f64,
+    /// How long a stalled call waits before it is sent (exactly).
+    pub stall_for: Duration,
 }
 
 impl FaultRates {
-    /// No fault at all (timeouts of 5 s and delays of up to 1 s once shares are set).
+    /// No fault at all (timeouts of 5 s, delays of up to 1 s and stalls of 1 s once shares are set).
     pub const NONE: FaultRates = FaultRates {
         throttled: 0.0,
         retry_after: None,
@@ -86,15 +99,18 @@ impl FaultRates {
         lost_response: 0.0,
         delayed: 0.0,
         delay_max: Duration::from_secs(1),
+        stalled: 0.0,
+        stall_for: Duration::from_secs(1),
     };
 
-    fn shares(&self) -> [(&'static str, f64); 5] {
+    fn shares(&self) -> [(&'static str, f64); 6] {
         [
             ("throttled", self.throttled),
             ("unavailable", self.unavailable),
             ("timeout", self.timeout),
             ("lostResponse", self.lost_response),
             ("delayed", self.delayed),
+            ("stalled", self.stalled),
         ]
     }
 
@@ -191,6 +207,22 @@ pub enum Injected {
     LostResponse,
     /// Answered late by this much.
     Delayed(Duration),
+    /// Held this long before it was sent to the provider.
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Injected::Throttled => f.write_str("throttled"),
+            Injected::Unavailable => f.write_str("unavailable (5xx)"),
+            Injected::Timeout { landed: true } => f.write_str("timeout (the write lands)"),
+            Injected::Timeout { landed: false } => f.write_str("timeout"),
+            Injected::LostResponse => f.write_str("lost response"),
+            Injected::Delayed(by) => write!(f, "delayed by {}ms after the provider answered", by.as_millis()),
+            Injected::Stalled(by) => write!(f, "stalled {}ms before it reaches the provider", by.as_millis()),
+        }
+    }
 }
 
 /// One call that went through a [`Chaotic`] (with [`Chaotic::recording`]).
@@ -202,7 +234,12 @@ pub struct ChaosCall {
     pub operation: Operation,
     /// The fault injected, if any.
     pub injected: Option<Injected>,
+    /// For a write, the generations its ownership records would publish (empty for reads).
+    pub generations: Vec<u64>,
 }
+
+/// Called with every call that gets a fault, when the call arrives (see [`Chaotic::observed`]).
+pub type FaultObserver = Arc<dyn Fn(&ChaosCall) + Send + Sync>;
 
 /// Counts of what a [`Chaotic`] did so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,12 +258,14 @@ pub struct ChaosStats {
     pub lost_responses: u64,
     /// Calls answered late.
     pub delayed: u64,
+    /// Calls held before they were sent.
+    pub stalled: u64,
 }
 
 impl ChaosStats {
     /// Calls that got any fault (delays included).
     pub fn faults(&self) -> u64 {
-        self.throttled + self.unavailable + self.timeouts + self.lost_responses + self.delayed
+        self.throttled + self.unavailable + self.timeouts + self.lost_responses + self.delayed + self.stalled
     }
 
     fn count(&mut self, operation: Operation, injected: Option<Injected>) {
@@ -241,6 +280,7 @@ impl ChaosStats {
             Some(Injected::Timeout { .. }) => self.timeouts += 1,
             Some(Injected::LostResponse) => self.lost_responses += 1,
             Some(Injected::Delayed(_)) => self.delayed += 1,
+            Some(Injected::Stalled(_)) => self.stalled += 1,
         }
     }
 }
@@ -256,6 +296,7 @@ pub struct Chaotic {
     sequence: Mutex<HashMap<u64, u64>>,
     stats: Mutex<ChaosStats>,
     log: Option<Mutex<Vec<ChaosCall>>>,
+    observer: Option<FaultObserver>,
 }
 
 impl std::fmt::Debug for Chaotic {
@@ -280,7 +321,15 @@ impl Chaotic {
             sequence: Mutex::default(),
             stats: Mutex::default(),
             log: None,
+            observer: None,
         }
+    }
+
+    /// Calls `observer` with every call that gets a fault, as the call arrives
+    /// (before any wait the fault imposes), so a game day can log what it broke.
+    pub fn observed(mut self, observer: FaultObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Also keeps a log of every call ([`Chaotic::calls`]); for tests, as the log grows with every call.
@@ -306,7 +355,8 @@ impl Chaotic {
 
     /// Decides (and records) the fault of one call touching the names hashed into
     /// `key`, with the rates it was drawn from (for the fault's parameters).
-    fn decide(&self, operation: Operation, key: u64) -> (Option<Injected>, FaultRates) {
+    /// `generations` are what a write would publish.
+    fn decide(&self, operation: Operation, key: u64, generations: Vec<u64>) -> (Option<Injected>, FaultRates) {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.started);
         let number = {
@@ -319,8 +369,12 @@ impl Chaotic {
         let mut draws = SplitMix(self.seed ^ key.rotate_left(17) ^ number.wrapping_mul(0xA24B_AED4_963E_E407));
         let injected = pick(&rates, operation, &mut draws);
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).count(operation, injected);
+        let call = ChaosCall { at: now, operation, injected, generations };
+        if let Some(observer) = self.observer.as_ref().filter(|_| injected.is_some()) {
+            observer(&call);
+        }
         if let Some(log) = &self.log {
-            log.lock().unwrap_or_else(|p| p.into_inner()).push(ChaosCall { at: now, operation, injected });
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(call);
         }
         (injected, rates)
     }
@@ -344,6 +398,8 @@ fn pick(rates: &FaultRates, operation: Operation, draws: &mut SplitMix) -> Optio
         Some(Injected::LostResponse)
     } else if hit(rates.delayed) {
         Some(Injected::Delayed(rates.delay_max.mul_f64(draws.unit())))
+    } else if hit(rates.stalled) {
+        Some(Injected::Stalled(rates.stall_for))
     } else {
         None
     }
@@ -407,7 +463,7 @@ impl Provider for Chaotic {
     }
 
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        let (injected, rates) = self.decide(Operation::Read, read_key(name, rtype));
+        let (injected, rates) = self.decide(Operation::Read, read_key(name, rtype), Vec::new());
         Box::pin(async move {
             match injected {
                 None => self.inner.read(name, rtype).await,
@@ -429,12 +485,17 @@ impl Provider for Chaotic {
                     tokio::time::sleep(by).await;
                     result
                 }
+                Some(Injected::Stalled(by)) => {
+                    tokio::time::sleep(by).await;
+                    self.inner.read(name, rtype).await
+                }
             }
         })
     }
 
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
-        let (injected, rates) = self.decide(Operation::Write, write_key(batch));
+        let generations = batch.changes.iter().map(|c| c.ownership.generation).collect();
+        let (injected, rates) = self.decide(Operation::Write, write_key(batch), generations);
         Box::pin(async move {
             match injected {
                 None => self.inner.apply(batch).await,
@@ -460,6 +521,10 @@ impl Provider for Chaotic {
                     let result = self.inner.apply(batch).await;
                     tokio::time::sleep(by).await;
                     result
+                }
+                Some(Injected::Stalled(by)) => {
+                    tokio::time::sleep(by).await;
+                    self.inner.apply(batch).await
                 }
             }
         })
@@ -505,7 +570,7 @@ mod tests {
 
     #[test]
     fn draws_follow_the_shares() {
-        let r = rates(0.3, 0.1, 0.05, 0.05, 0.1);
+        let r = FaultRates { stalled: 0.1, ..rates(0.3, 0.1, 0.05, 0.05, 0.1) };
         let mut counts: HashMap<&str, usize> = HashMap::new();
         let n = 20_000;
         for i in 0..n {
@@ -519,12 +584,21 @@ mod tests {
                     assert!(d <= r.delay_max);
                     "delayed"
                 }
+                Some(Injected::Stalled(d)) => {
+                    assert_eq!(d, r.stall_for);
+                    "stalled"
+                }
             };
             *counts.entry(kind).or_default() += 1;
         }
-        for (kind, share) in
-            [("none", 0.4), ("throttled", 0.3), ("unavailable", 0.1), ("timeout", 0.05), ("lost", 0.05)]
-        {
+        for (kind, share) in [
+            ("none", 0.3),
+            ("throttled", 0.3),
+            ("unavailable", 0.1),
+            ("timeout", 0.05),
+            ("lost", 0.05),
+            ("stalled", 0.1),
+        ] {
             let seen = counts.get(kind).copied().unwrap_or(0) as f64 / n as f64;
             assert!((seen - share).abs() < 0.015, "{kind}: {seen} of calls, expected {share}");
         }

@@ -21,7 +21,9 @@ mod resilient;
 mod retry;
 
 pub use budget::{ApiBudget, BudgetConfig, BudgetError};
-pub use chaos::{ChaosCall, ChaosError, ChaosStats, Chaotic, FaultRates, FaultRule, Injected, Operation};
+pub use chaos::{
+    ChaosCall, ChaosError, ChaosStats, Chaotic, FaultObserver, FaultRates, FaultRule, Injected, Operation,
+};
 pub use error::ProviderError;
 pub use name::{NameError, RecordName};
 pub use ownership::{OwnershipError, OwnershipRecord};

@@ -132,6 +132,37 @@ async fn a_delayed_response_arrives_late_and_intact() {
     assert_eq!(generation(inner.as_ref(), "d").await, Some(1));
 }
 
+/// The racing writer's shape (SPEC §1.1): a stalled write reaches the provider
+/// only after exactly `stall_for`, and nothing changed there while it waited;
+/// the observer hears of it when the call arrives, with the generation it carries.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_write_waits_exactly_its_stall_before_it_reaches_the_provider_and_is_announced_first() {
+    let inner = memory();
+    let stall = Duration::from_secs(4);
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = {
+        let heard = heard.clone();
+        Arc::new(move |call: &veer_provider::ChaosCall| {
+            heard.lock().unwrap().push((call.injected, call.generations.clone()))
+        })
+    };
+    let rates = FaultRates { stalled: 1.0, stall_for: stall, ..FaultRates::NONE };
+    let chaotic = Arc::new(Chaotic::new(inner.clone(), only(rates), 3).observed(observer));
+    let before = inner.read(&name("s"), RecordType::A).await.unwrap();
+    let start = Instant::now();
+    let write = tokio::spawn({
+        let chaotic = chaotic.clone();
+        async move { chaotic.apply(&change(before, "192.0.2.7", 1)).await }
+    });
+    tokio::time::sleep(stall - Duration::from_millis(1)).await;
+    assert_eq!(generation(inner.as_ref(), "s").await, None, "nothing reached the provider during the stall");
+    assert_eq!(*heard.lock().unwrap(), [(Some(Injected::Stalled(stall)), vec![1])], "announced on arrival");
+    assert_eq!(write.await.unwrap(), Ok(()));
+    assert_eq!(Instant::now() - start, stall);
+    assert_eq!(generation(inner.as_ref(), "s").await, Some(1));
+    assert_eq!(chaotic.stats().stalled, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn faults_happen_only_inside_their_window_and_for_their_operations() {
     let inner = memory();
@@ -208,6 +239,7 @@ async fn a_storm_of_every_fault_converges_through_the_retry_layer_within_the_bud
         lost_response: 0.05,
         delayed: 0.1,
         delay_max: Duration::from_millis(500),
+        ..FaultRates::NONE
     };
     let budget = BudgetConfig { calls_per_second: 5.0, burst: 5 };
     for seed in 0..20 {

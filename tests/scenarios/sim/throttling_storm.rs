@@ -63,6 +63,7 @@ pub fn storm(seed: u64, budget_off: bool) -> Result<Storm, String> {
             lost_response: 0.02 + 0.03 * rng.unit(),
             delayed: 0.05 + 0.05 * rng.unit(),
             delay_max: Duration::from_millis(500),
+            ..FaultRates::NONE
         };
         let budget = BudgetConfig { calls_per_second: *rng.pick(&[5.0, 10.0]), burst: 5 };
         let policy = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(5), attempts_max: 5 };

@@ -594,9 +594,15 @@ impl Replica {
             settled: planned.intents.is_empty() && warmed && planned.plan.records.iter().all(|r| r.held.is_empty()),
         };
         if report.all_converged() {
-            controller::state::save(self.coordinator.as_ref(), epoch, &planned.plan, world.now())
-                .await
-                .map_err(|e| format!("saving the plan: {e}"))?;
+            controller::state::save(
+                self.coordinator.as_ref(),
+                epoch,
+                &planned.plan,
+                world.now(),
+                controller::state::HISTORY_KEEP,
+            )
+            .await
+            .map_err(|e| format!("saving the plan: {e}"))?;
             outcome.saved = true;
         }
         Ok(outcome)
