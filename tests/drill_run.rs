@@ -258,7 +258,24 @@ fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
     let out = veer(dir.path(), &["drill", "abort", "rehearse-a"], admin);
     assert_eq!(out.status.code(), Some(1), "nothing to abort: {}", text(&out));
 
-    // On request; the preflight waits for the warm-up to end, so retry until accepted.
+    // On request; the preflight waits for the warm-up to end, so retry until it clears.
+    let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--dry-run"], admin);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            if !out.status.success() {
+                out = veer(dir.path(), &["drill", "run", "rehearse-a", "--dry-run"], admin);
+            }
+            out.status.success()
+        }),
+        "{}",
+        text(&out)
+    );
+    // Without --yes the drill's name must be typed; no answer (stdin closed) changes nothing.
+    let out = veer(dir.path(), &["drill", "run", "rehearse-a"], admin);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Type \"rehearse-a\" to confirm") && text(&out).contains("not confirmed"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(report(admin, "rehearse-a").is_none(), "nothing was filed: the leader started no run");
     let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
     assert!(
         wait_until(Duration::from_secs(20), || {
