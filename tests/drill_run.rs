@@ -97,6 +97,19 @@ fn veer(dir: &Path, args: &[&str], admin: u16) -> Output {
         .expect("veer runs")
 }
 
+/// Runs `veer ARGS` until it succeeds (a preflight waits for warm-up to end), for 20 s at most.
+fn veer_until_ok(dir: &Path, args: &[&str], admin: u16) -> Output {
+    let mut out = veer(dir, args, admin);
+    let ok = wait_until(Duration::from_secs(20), || {
+        if !out.status.success() {
+            out = veer(dir, args, admin);
+        }
+        out.status.success()
+    });
+    assert!(ok, "veer {} kept failing: {}", args.join(" "), text(&out));
+    out
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -258,18 +271,15 @@ fn a_drill_aborts_when_another_endpoint_fails_and_restores_at_once() {
     let out = veer(dir.path(), &["drill", "abort", "rehearse-a"], admin);
     assert_eq!(out.status.code(), Some(1), "nothing to abort: {}", text(&out));
 
-    // On request; the preflight waits for the warm-up to end, so retry until accepted.
-    let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            if !out.status.success() {
-                out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
-            }
-            out.status.success()
-        }),
-        "{}",
-        text(&out)
-    );
+    // On request; the preflight waits for the warm-up to end, so retry until it clears.
+    veer_until_ok(dir.path(), &["drill", "run", "rehearse-a", "--dry-run"], admin);
+    // Without --yes the drill's name must be typed; no answer (stdin closed) changes nothing.
+    let out = veer(dir.path(), &["drill", "run", "rehearse-a"], admin);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Type \"rehearse-a\" to confirm") && text(&out).contains("not confirmed"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(report(admin, "rehearse-a").is_none(), "nothing was filed: the leader started no run");
+    let out = veer_until_ok(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
     assert!(text(&out).contains("answers: a 33%, b 33%, c 33% → b 50%, c 50%"), "impact shown: {}", text(&out));
     let holding =
         wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"));
@@ -487,14 +497,7 @@ fn a_drill_in_progress_continues_on_the_next_leader() {
     write_setup(dir.path(), admin, dns, &backends, 30, &drill("rehearse-a", "a", "  duration: 4s\n"));
     let mut first = start(dir.path());
     assert!(wait_until(Duration::from_secs(30), || sorted(dig(dns, "app.drill.test.")) == backends.all()));
-    let mut out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
-    let started = wait_until(Duration::from_secs(20), || {
-        if !out.status.success() {
-            out = veer(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
-        }
-        out.status.success()
-    });
-    assert!(started, "{}", text(&out));
+    veer_until_ok(dir.path(), &["drill", "run", "rehearse-a", "--yes"], admin);
     assert!(
         wait_until(Duration::from_secs(20), || report(admin, "rehearse-a").is_some_and(|r| r["phase"] == "holding"))
     );
