@@ -194,13 +194,6 @@ fn shortest_interval(setup: &Setup) -> Duration {
 
 /// The reconcile period, also the leader's pull period: the shortest probe
 /// interval, within [250 ms, 5 s].
-/// Every endpoint's verdict in one vantage report (what wakes the reconcile loop).
-fn verdicts_of(
-    report: &crate::health::VantageReport,
-) -> std::collections::BTreeMap<crate::health::EndpointKey, crate::health::ProbeVerdict> {
-    report.endpoints.iter().map(|(key, e)| (key.clone(), e.verdict)).collect()
-}
-
 fn reconcile_period(setup: &Setup) -> Duration {
     shortest_interval(setup).clamp(Duration::from_millis(250), Duration::from_secs(5))
 }
@@ -379,11 +372,6 @@ impl Controller {
                 )),
             ]
         });
-        // A verdict change of this replica's own probes starts the next round at
-        // once instead of after the rest of the pause: detection-to-DNS is then the
-        // probes' bound plus one round, not plus up to a whole jittered period.
-        let mut reports = self.vantage.subscribe();
-        let mut verdicts = verdicts_of(&reports.borrow_and_update());
         loop {
             pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
             self.publish_vantages();
@@ -421,20 +409,9 @@ impl Controller {
                     None => std::future::pending().await,
                 }
             };
-            let verdict_changed = async {
-                while reports.changed().await.is_ok() {
-                    let now = verdicts_of(&reports.borrow_and_update());
-                    if now != verdicts {
-                        verdicts = now;
-                        return;
-                    }
-                }
-                std::future::pending::<()>().await
-            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
-                () = verdict_changed => tracing::debug!("a probe verdict changed: reconciling now"),
                 _ = hangup => {
                     tracing::info!("SIGHUP: reloading policies");
                     self.reload(&mut fingerprint, true);

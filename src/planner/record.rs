@@ -578,10 +578,6 @@ impl Ctx<'_, '_> {
         let mut immediate = false;
         let mut forced_pool = false;
         let mut active_pool = None;
-        // The serving pool was chosen by an operator's failover override: the
-        // pools it takes out leave as an operator change, outside the velocity cap
-        // (I5 bounds automated removals; the simulator's checker counts the same).
-        let mut operator_pool = false;
         if spec.routing.value == crate::policy::model::Routing::Failover {
             let mut active = None;
             if let Some(o) = overrides.failover
@@ -592,7 +588,6 @@ impl Ctx<'_, '_> {
                         active = Some(index);
                         immediate = *now_flag;
                         forced_pool = o.force;
-                        operator_pool = true;
                     }
                     Some(_) => self.hold_note(
                         None,
@@ -898,7 +893,6 @@ impl Ctx<'_, '_> {
             let mut c: Vec<usize> = (0..n)
                 .filter(|i| self.is_published[*i] && decisions[*i].level == 0.0 && drained[*i].is_none())
                 .filter(|i| self.eps[*i].state() != HealthState::Unknown)
-                .filter(|i| !operator_pool || serving[*i])
                 .collect();
             // Unhealthy endpoints first: they are the removals that protect users.
             c.sort_by_key(|i| (self.eps[*i].state() != HealthState::Down, *i));
