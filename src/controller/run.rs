@@ -192,6 +192,37 @@ fn shortest_interval(setup: &Setup) -> Duration {
     shortest.unwrap_or(Duration::from_secs(1))
 }
 
+/// The endpoints this replica's own probes call Up: the reconcile loop wakes
+/// when one of them leaves the set.
+fn up_in(report: &crate::health::VantageReport) -> std::collections::BTreeSet<crate::health::EndpointKey> {
+    report
+        .endpoints
+        .iter()
+        .filter(|(_, e)| e.verdict == crate::health::ProbeVerdict::Up)
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// Waits until an endpoint this replica saw Up is seen Down (or Unknown after a
+/// target change) by its own probes; `up` tracks the Up set across calls.
+/// Endpoints turning Up do not wake the loop: a start-up round woken by each
+/// first Unknown → Up verdict would publish a partial answer set, and recovery
+/// is staged anyway. Pending forever once the vantage is gone.
+async fn an_endpoint_left_up(
+    reports: &mut watch::Receiver<Arc<crate::health::VantageReport>>,
+    up: &mut std::collections::BTreeSet<crate::health::EndpointKey>,
+) {
+    while reports.changed().await.is_ok() {
+        let now = up_in(&reports.borrow_and_update());
+        let left = up.iter().any(|key| !now.contains(key));
+        *up = now;
+        if left {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
 /// The reconcile period, also the leader's pull period: the shortest probe
 /// interval, within [250 ms, 5 s].
 fn reconcile_period(setup: &Setup) -> Duration {
@@ -372,6 +403,11 @@ impl Controller {
                 )),
             ]
         });
+        // Detection-to-DNS is the probes' bound plus one round when a Down
+        // verdict starts the round at once, instead of plus up to a whole
+        // jittered period of sleep.
+        let mut reports = self.vantage.subscribe();
+        let mut up = up_in(&reports.borrow_and_update());
         loop {
             pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
             self.publish_vantages();
@@ -412,6 +448,9 @@ impl Controller {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
+                () = an_endpoint_left_up(&mut reports, &mut up) => {
+                    tracing::debug!("an endpoint left Up: reconciling now");
+                }
                 _ = hangup => {
                     tracing::info!("SIGHUP: reloading policies");
                     self.reload(&mut fingerprint, true);
