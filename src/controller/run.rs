@@ -383,6 +383,8 @@ impl Controller {
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last_check = tokio::time::Instant::now();
         let mut combiner = CombinerState::default();
+        let mut reads = super::round::ObservationCache::default();
+        let mut reads_for: Option<(Epoch, Arc<Setup>)> = None;
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
         let (pull_period, pull_period_seen) = watch::channel(period);
@@ -419,7 +421,13 @@ impl Controller {
             match epoch {
                 Some(epoch) => {
                     let started = self.clock.now();
-                    match self.round(epoch, &mut combiner).await {
+                    // Reads are reused within one epoch and one policy set only.
+                    let setup = self.setup();
+                    if reads_for.as_ref().is_none_or(|(e, s)| *e != epoch || !Arc::ptr_eq(s, &setup)) {
+                        reads.forget();
+                        reads_for = Some((epoch, setup));
+                    }
+                    match self.round(epoch, &mut combiner, &mut reads).await {
                         Ok(()) => self.tick_drills(epoch, started).await,
                         Err(e) => {
                             tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
@@ -475,7 +483,12 @@ impl Controller {
         Ok(())
     }
 
-    async fn round(&self, epoch: Epoch, combiner: &mut CombinerState) -> anyhow::Result<()> {
+    async fn round(
+        &self,
+        epoch: Epoch,
+        combiner: &mut CombinerState,
+        reads: &mut super::round::ObservationCache,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let setup = self.setup();
         let policies: Vec<_> = setup.policies.iter().map(|p| &p.policy).collect();
@@ -493,7 +506,7 @@ impl Controller {
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides, state: planned_from, published } =
-            super::plan_round(&setup, &self.providers, &health, &store, now).await?;
+            super::plan_round_reusing(&setup, &self.providers, &health, &store, now, reads).await?;
         let enactor = Enactor::new(
             setup.config.config.cluster_id.value.clone(),
             self.providers.providers.clone(),
