@@ -297,3 +297,46 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
     assert!(!epochs.is_empty(), "the successor reports its epoch");
     drop(children);
 }
+
+/// A freshly started leader waits until its probes gave every endpoint a verdict
+/// before it plans: the first answer it creates holds the live endpoint only,
+/// not every endpoint while nothing is known (what never-empty alone would publish).
+#[test]
+fn the_first_publish_waits_for_a_verdict_on_every_endpoint() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (dns, admin, port) = (free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r1\nvantage: r1\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin} }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [first.test.] }}\n"
+        ),
+    )
+    .unwrap();
+    // Nothing listens for `b`: Down after two refused probes, within about 1 s.
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.first.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.61 }}, {{ id: b, address: 127.0.0.62 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {port}, interval: 500ms, timeout: 200ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100] }}\n  guards: {{ minHealthyEndpoints: 1, minCapacityPercent: 0 }}\n"
+        ),
+    )
+    .unwrap();
+    let _a = support::replica::TcpBackend::start(Ipv4Addr::new(127, 0, 0, 61), port);
+    let mut child = Replica::start(dir.path(), &[], &[]);
+    let mut first = Vec::new();
+    let published = wait_until(Duration::from_secs(20), || {
+        first = dig(dns, "app.first.test.");
+        !first.is_empty()
+    });
+    let log = child.log();
+    assert!(published, "nothing published within 20 s\n{log}");
+    assert_eq!(first, ["127.0.0.61"], "the first answer holds the live endpoint only\n{log}");
+    child.kill();
+}

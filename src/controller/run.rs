@@ -223,6 +223,25 @@ async fn an_endpoint_left_up(
     std::future::pending::<()>().await
 }
 
+/// How long after start a replica's probes may take to give every endpoint a
+/// first verdict, for the slowest policy: up to `fall − 1` failures then `rise`
+/// successes, plus the first probe's offset and one timeout.
+fn first_verdicts_within(setup: &Setup) -> Duration {
+    let per_policy = setup.policies.iter().map(|p| {
+        let check = &p.policy.spec.health_check;
+        check.interval() * (check.rise() + check.fall()) + check.timeout()
+    });
+    per_policy.max().unwrap_or(Duration::ZERO)
+}
+
+/// Whether every endpoint this replica probes has a verdict. Until then (or
+/// until [`first_verdicts_within`] has passed) a freshly started leader does
+/// not plan: a first publish from the endpoints that answered first would
+/// leave the rest to join later through warm-up.
+fn every_verdict_in(report: &crate::health::VantageReport) -> bool {
+    report.endpoints.values().all(|e| e.verdict != crate::health::ProbeVerdict::Unknown)
+}
+
 /// The reconcile period, also the leader's pull period: the shortest probe
 /// interval, within [250 ms, 5 s].
 fn reconcile_period(setup: &Setup) -> Duration {
@@ -384,6 +403,7 @@ impl Controller {
         let mut last_check = tokio::time::Instant::now();
         let mut combiner = CombinerState::default();
         let mut reads = super::round::ObservationCache::default();
+        let (started_at, mut settled) = (tokio::time::Instant::now(), false);
         let mut reads_for: Option<(Epoch, Arc<Setup>)> = None;
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
@@ -418,7 +438,13 @@ impl Controller {
             if let Some(e) = epoch {
                 self.metrics.leader_epoch.get_or_create(&vec![]).set(e.0 as i64);
             }
+            let starting = !settled && {
+                settled = every_verdict_in(&self.vantage.report())
+                    || started_at.elapsed() >= first_verdicts_within(&self.setup());
+                !settled
+            };
             match epoch {
+                Some(_) if starting => tracing::debug!("waiting for a first verdict on every endpoint"),
                 Some(epoch) => {
                     let started = self.clock.now();
                     // Reads are reused within one epoch and one policy set only.
