@@ -15,16 +15,7 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     // A backend that is up: the admin port of a second listener would do, but a
     // plain TCP check against a listener we hold is simplest.
     let backend = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 51), http)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r1\nvantage: r1\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin} }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [run.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r1", admin, dns, "run.test.", false);
     std::fs::write(
         dir.path().join("app.yaml"),
         format!(
@@ -86,6 +77,23 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     drop(backend);
 }
 
+/// A standalone `veer.yaml` named `id` with an embedded server for `zone` on
+/// `dns` and the admin API on `admin` (token from `VEER_TEST_ADMIN_TOKEN` when
+/// `token`); policies from `app.yaml`.
+fn write_standalone_config(dir: &std::path::Path, id: &str, admin: u16, dns: u16, zone: &str, token: bool) {
+    let token = if token { ", tokenEnv: VEER_TEST_ADMIN_TOKEN" } else { "" };
+    std::fs::write(
+        dir.join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: {id}\nvantage: {id}\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin}{token} }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [{zone}] }}\n"
+        ),
+    )
+    .unwrap();
+}
+
 fn policy(address: &str, port: u16, timeout: &str) -> String {
     format!(
         "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
@@ -103,16 +111,7 @@ fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_eff
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
     let _first = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 71), tcp)).unwrap();
     let _second = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 72), tcp)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r2\nvantage: r2\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin} }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [reload.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r2", admin, dns, "reload.test.", false);
     std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.71", tcp, "250ms")).unwrap();
     let mut child = Replica::start(dir.path(), &[], &[]);
     assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.reload.test.") == ["127.0.0.71"]), "first answers");
@@ -153,16 +152,7 @@ fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
     let _a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 81), tcp)).unwrap();
     let _b = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 82), tcp)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r3\nvantage: r3\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin}, tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [ops.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r3", admin, dns, "ops.test.", true);
     std::fs::write(
         dir.path().join("app.yaml"),
         format!(
@@ -306,16 +296,7 @@ fn the_first_publish_waits_for_a_verdict_on_every_endpoint() {
     require_dig();
     let dir = tempfile::tempdir().unwrap();
     let (dns, admin, port) = (free_port(), free_port(), free_port());
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r1\nvantage: r1\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin} }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [first.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r1", admin, dns, "first.test.", false);
     // Nothing listens for `b`: Down after two refused probes, within about 1 s.
     std::fs::write(
         dir.path().join("app.yaml"),
