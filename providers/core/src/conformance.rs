@@ -467,15 +467,9 @@ impl Counting {
     }
 }
 
-impl Provider for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Counting {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         self.record(false);
@@ -522,15 +516,9 @@ impl Faulty {
     }
 }
 
-impl Provider for Faulty {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Faulty {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         let fault = self.read_faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
