@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake::{Fake, start_fake, start_fake_with};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{
     Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName, RecordSet, RecordType,
 };
