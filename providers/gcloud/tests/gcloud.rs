@@ -270,7 +270,7 @@ async fn the_metadata_server_supplies_tokens_when_configured() {
 
 #[tokio::test]
 async fn the_private_key_never_appears_in_debug_output_errors_or_logs() {
-    let logs = support::LogCapture::start();
+    let logs = veer_provider_testbed::LogCapture::start();
     let key = ServiceAccountKey::from_json(support::fake::KEY_FILE).unwrap();
     let marker = key.private_key_id.clone().unwrap();
     let pem_line = support::fake::KEY_FILE.lines().find(|l| l.contains("private_key\"")).unwrap();

@@ -23,7 +23,7 @@ use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_azure::{AzureConfig, AzureCredential, AzureProvider, Clock, Secret};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const CLIENT_SECRET: &str = "az-SECRET-client-5e4d3c2b";
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";

@@ -23,7 +23,7 @@ use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_cloudflare::{CloudflareConfig, CloudflareProvider, Secret};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const TOKEN: &str = "cf-SECRET-token-9f8e7d6c";
 pub const ZONE_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";

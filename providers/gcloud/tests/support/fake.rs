@@ -25,7 +25,7 @@ use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_gcloud::{Clock, GcloudConfig, GcloudCredential, GcloudProvider, ServiceAccountKey};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const PROJECT: &str = "veer-test-project";
 pub const MANAGED_ZONE: &str = "example-com";
