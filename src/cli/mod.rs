@@ -121,6 +121,15 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// How a command prints its result (`-o table|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns for a person.
+    Table,
+    /// One JSON document, for scripts.
+    Json,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
