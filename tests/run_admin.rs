@@ -74,6 +74,9 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     let stderr = child.log();
     assert!(status.success(), "clean shutdown exits 0: {status:?}\n{stderr}");
     assert!(stderr.contains("applied") && stderr.contains("releasing leadership"), "{stderr}");
+    if std::env::var_os("RUST_LOG").is_none() {
+        assert!(!stderr.contains("hickory_server"), "the embedded server logs no line per query by default\n{stderr}");
+    }
     drop(backend);
 }
 
