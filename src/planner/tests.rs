@@ -560,6 +560,18 @@ fn a_failover_override_moves_traffic_through_warm_up_unless_immediate() {
 }
 
 #[test]
+fn a_failover_override_is_an_operator_change_outside_the_velocity_cap() {
+    // Automation may remove a quarter of the capacity per window; the primary is half.
+    let mut w = World::new(&TWO_POOLS_FAILOVER.replace("maxRemovePercent: 100", "maxRemovePercent: 25"));
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)], "held: {:?}", r.held);
+    assert!(r.held.iter().all(|h| h.cause != HoldCause::Velocity), "{:?}", r.held);
+}
+
+#[test]
 fn a_failover_override_to_an_unhealthy_pool_is_refused_unless_forced() {
     let mut w = World::new(TWO_POOLS_FAILOVER);
     w.step(S);
