@@ -2,9 +2,9 @@
 //!
 //! 1. Holds that need no computation: checker impaired (I7).
 //! 2. Pin (operator weights), subject to guards unless forced.
-//! 3. Otherwise the normal path: drains (guards unless forced), serving pool
-//!    (failover), warm-up transitions, all-unhealthy, guard restores, the velocity
-//!    cap on automated removals, never-empty.
+//! 3. Otherwise the normal path: drains (guards unless forced), all-unhealthy,
+//!    serving pool (failover, with a tentative bridge), warm-up transitions, guard
+//!    restores, never-empty, the bridge's end, the velocity cap on automated removals.
 //! 4. Holds that need the result: freeze and `maxChangesPerHour` hold a plan only
 //!    when it would change something, so the held decisions can be shown.
 
@@ -627,9 +627,9 @@ impl Ctx<'_, '_> {
                 // The pool that served until now: the first other pool with healthy
                 // published members. A bridge needs an active pool that can warm up.
                 let warmable = (0..n).any(|i| self.eps[i].pool == active && available[i]);
-                bridge_pool = (0..self.pools).filter(|p| *p != active && warmable).find(|p| {
-                    (0..n).any(|i| self.eps[i].pool == *p && available[i] && self.bridges(i, Some(*p)))
-                });
+                bridge_pool = (0..self.pools)
+                    .filter(|p| *p != active && warmable)
+                    .find(|p| (0..n).any(|i| available[i] && self.bridges(i, Some(*p))));
                 for (i, serves) in serving.iter_mut().enumerate() {
                     *serves = self.eps[i].pool == active || self.bridges(i, bridge_pool);
                 }
@@ -639,7 +639,10 @@ impl Ctx<'_, '_> {
         let not_serving = |e: &Ep<'_>| Decision {
             level: 0.0,
             next: WarmupState::Out { retry_at: now, attempts: 0 },
-            reason: Some(format!("{} pool {} is not serving (failover to {active_name}) → weight 0", e.id, e.pool_name)),
+            reason: Some(format!(
+                "{} pool {} is not serving (failover to {active_name}) → weight 0",
+                e.id, e.pool_name
+            )),
             forced: false,
         };
 
