@@ -650,6 +650,9 @@ impl Ctx<'_, '_> {
         let hold = spec.warmup.hold();
         let last = self.stages.len() - 1;
         let join_limit = spec.warmup.max_join_percent() / 100.0 * self.total as f64;
+        // At 100 % there is no cap: a rejoin is never held because the first
+        // publish (every endpoint joining at once) used the whole window.
+        let join_capped = spec.warmup.max_join_percent() < 100.0;
         let mut joined: f64 = self.state.joins.iter().map(|j| j.capacity as f64).sum();
         let mut joined_count = self.state.joins.len();
         let mut joins = Vec::new();
@@ -744,7 +747,10 @@ impl Ctx<'_, '_> {
                                 ),
                             );
                             Decision { level: 0.0, next: warm, reason: None, forced: false }
-                        } else if self.set_only && joined_count > 0 && joined + e.capacity as f64 > join_limit + EPSILON
+                        } else if self.set_only
+                            && join_capped
+                            && joined_count > 0
+                            && joined + e.capacity as f64 > join_limit + EPSILON
                         {
                             self.hold_note(
                                 Some(e.id),

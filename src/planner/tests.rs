@@ -372,6 +372,30 @@ fn set_only_records_rejoin_in_stages_of_max_join_percent() {
 }
 
 #[test]
+fn at_max_join_percent_100_a_rejoin_is_never_held() {
+    let mut w = World::new(
+        "  routing: weighted
+  pools:
+    - name: p
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+        - { id: b, address: 192.0.2.2 }
+  shift: { maxRemovePercent: 100 }
+  warmup: { stages: [100], hold: 60s, maxJoinPercent: 100 }
+  guards: { minCapacityPercent: 0, minHealthyEndpoints: 1 }
+",
+    );
+    w.weighting = Weighting::SetOnly;
+    assert_eq!(World::weights(&w.step(S)), [("a", 1), ("b", 1)], "both join at once");
+    w.set("b", HealthState::Down);
+    assert_eq!(World::weights(&w.step(S)), [("a", 1)]);
+    w.set("b", HealthState::Up);
+    let r = w.step(S);
+    assert!(!r.held.iter().any(|h| h.cause == HoldCause::JoinCap), "{:?}", r.held);
+    assert_eq!(World::weights(&r), [("a", 1), ("b", 1)], "b rejoins within the same hold: {:?}", r.held);
+}
+
+#[test]
 fn failover_serves_the_first_qualifying_pool_and_returns_through_warm_up() {
     let mut w = World::new(
         "  routing: failover
