@@ -309,6 +309,18 @@ impl Coordinator for StandaloneCoordinator {
         self.update(Change::Put(key.path(), Stored::new(entry))).map(drop)
     }
 
+    async fn get_text(&self, key: &Key) -> Result<Option<String>, CoordError> {
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key.path()).map(|s| s.value.to_string()))
+    }
+
+    async fn put_text(&self, key: &Key, value: String, writer: Writer) -> Result<(), CoordError> {
+        let _guard = self.check_writer(key, writer)?;
+        // Checked without building the value: the file must stay readable.
+        serde_json::from_str::<serde::de::IgnoredAny>(&value)
+            .map_err(|e| CoordError::Local(format!("not JSON: {e}")))?;
+        self.update(Change::Put(key.path(), Stored { value: value.into_boxed_str(), expires_at: None })).map(drop)
+    }
+
     async fn delete(&self, key: &Key, writer: Writer) -> Result<(), CoordError> {
         let _guard = self.check_writer(key, writer)?;
         self.update(Change::Delete(key.path())).map(drop)
@@ -476,6 +488,29 @@ mod tests {
             },
         });
         assert_eq!(file, expected);
+    }
+
+    #[tokio::test]
+    async fn values_written_as_text_read_back_as_text_and_as_values_with_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let coord = StandaloneCoordinator::open(&path, "a").unwrap();
+        let epoch = coord.campaign().await.unwrap();
+        let key = Key::new(Space::Planner, "state");
+        let text = r#"{"records":{"api":{"generation":3,"share":0.25}}}"#.to_string();
+        let refused = coord.put_text(&key, text.clone(), Writer::Replica).await;
+        assert!(matches!(refused, Err(CoordError::LeaderOnly { .. })), "{refused:?}");
+        let not_json = coord.put_text(&key, "{\"records\":".into(), Writer::Leader(epoch)).await.unwrap_err();
+        assert!(not_json.to_string().contains("not JSON"), "{not_json}");
+        assert_eq!(coord.get_text(&key).await.unwrap(), None);
+
+        coord.put_text(&key, text.clone(), Writer::Leader(epoch)).await.unwrap();
+        assert_eq!(coord.get_text(&key).await.unwrap(), Some(text.clone()));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(coord.get(&key).await.unwrap(), Some(Entry::new(value.clone())));
+        drop(coord);
+        let reopened = StandaloneCoordinator::open(&path, "a").unwrap();
+        assert_eq!(reopened.get(&key).await.unwrap(), Some(Entry::new(value)));
     }
 
     #[tokio::test]
