@@ -70,8 +70,25 @@ impl Stored {
 }
 
 impl Serialize for Stored {
+    /// As an [`Entry`], its value transcoded from the text token by token: a write of the
+    /// planner state does not build the parsed value it avoids holding.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.entry().map_err(serde::ser::Error::custom)?.serialize(s)
+        use serde::ser::SerializeStruct;
+        let mut entry = s.serialize_struct("Entry", 1 + usize::from(self.expires_at.is_some()))?;
+        entry.serialize_field("value", &JsonText(&self.value))?;
+        if let Some(at) = &self.expires_at {
+            entry.serialize_field("expiresAt", at)?;
+        }
+        entry.end()
+    }
+}
+
+/// JSON text that serializes as the value it holds.
+struct JsonText<'a>(&'a str);
+
+impl Serialize for JsonText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_transcode::Transcoder::new(&mut serde_json::Deserializer::from_str(self.0)).serialize(s)
     }
 }
 
