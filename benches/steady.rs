@@ -280,10 +280,11 @@ async fn rss(o: &Options) {
     let probed = probes(&text) - probes_before;
     let cpu_us_per_probe = (cpu_after - cpu_before) as f64 * 1e6 / TICKS_PER_SECOND as f64 / probed.max(1.0);
     let settled = plan_settled(admin, records, per_record);
+    let metrics_mb = text.len() as f64 / 1e6;
     println!(
         "steady/rss: peak RSS {peak_mb:.1} MB ({peak_before_scrapes_mb:.1} MB before /metrics was scraped, \
          now {now_mb:.1} MB), {:.0} probes/s, {cpu_us_per_probe:.1} µs CPU per probe \
-         (whole process), converged after {:.0} s",
+         (whole process), converged after {:.0} s; one /metrics answer is {metrics_mb:.1} MB",
         probed / window,
         converged_after.as_secs_f64()
     );
@@ -295,6 +296,7 @@ async fn rss(o: &Options) {
         "converged_after_s": converged_after.as_secs_f64(),
         "window_s": window,
         "metrics_scrapes": scrapes + 1,
+        "metrics_mb": metrics_mb,
         "peak_rss_mb": peak_mb,
         "peak_rss_mb_before_scrapes": peak_before_scrapes_mb,
         "rss_mb_at_end": now_mb,

@@ -407,8 +407,14 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        self.render_into(&mut out).expect("writing to a String cannot fail");
         out
+    }
+
+    /// Writes the exposition to `out` as it is encoded (see
+    /// [`crate::controller::exposition`], which streams it); an error from `out` stops it.
+    pub fn render_into(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        encode(out, &self.registry)
     }
 
     /// Names of every series family Prometheus can see from veer, with counter

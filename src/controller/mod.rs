@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod exposition;
 pub mod providers;
 pub mod round;
 pub mod run;

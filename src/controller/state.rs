@@ -4,6 +4,7 @@
 use crate::coord::{CoordError, Coordinator, Entry, Epoch, Key, Space, Writer};
 use crate::planner::{Override, Plan, PlannerState};
 use crate::time::Timestamp;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,13 +23,6 @@ pub enum StateSource {
 }
 
 impl StateSource {
-    async fn get(&self, key: &Key) -> Result<Option<Entry>, CoordError> {
-        match self {
-            Self::Coordinator(c) => c.get(key).await,
-            Self::Snapshot(entries) => Ok(entries.get(key).cloned()),
-        }
-    }
-
     async fn list(&self, space: Space) -> Result<Vec<(String, Entry)>, CoordError> {
         match self {
             Self::Coordinator(c) => c.list(space, "").await,
@@ -38,12 +32,20 @@ impl StateSource {
         }
     }
 
-    /// The persisted planner state (empty when none was saved yet).
+    /// The persisted planner state (empty when none was saved yet). Read as text, not
+    /// through a `serde_json::Value`: parsed, 10 000 endpoints' state is megabytes.
     pub async fn planner_state(&self) -> Result<PlannerState, CoordError> {
-        match self.get(&Key::new(Space::Planner, PLANNER_STATE)).await? {
-            Some(entry) => serde_json::from_value(entry.value)
-                .map_err(|e| CoordError::Local(format!("stored planner state is unreadable: {e}"))),
-            None => Ok(PlannerState::default()),
+        let key = Key::new(Space::Planner, PLANNER_STATE);
+        let unreadable = |e: serde_json::Error| CoordError::Local(format!("stored planner state is unreadable: {e}"));
+        match self {
+            Self::Coordinator(c) => match c.get_text(&key).await? {
+                Some(text) => serde_json::from_str(&text).map_err(unreadable),
+                None => Ok(PlannerState::default()),
+            },
+            Self::Snapshot(entries) => match entries.get(&key) {
+                Some(entry) => PlannerState::deserialize(&entry.value).map_err(unreadable),
+                None => Ok(PlannerState::default()),
+            },
         }
     }
 
@@ -74,8 +76,8 @@ pub async fn save(
     now: Timestamp,
     keep: usize,
 ) -> Result<(), CoordError> {
-    let state = serde_json::to_value(&plan.state).expect("planner state serializes");
-    coordinator.put(&Key::new(Space::Planner, PLANNER_STATE), &Entry::new(state), Writer::Leader(epoch)).await?;
+    let state = serde_json::to_string(&plan.state).expect("planner state serializes");
+    coordinator.put_text(&Key::new(Space::Planner, PLANNER_STATE), state, Writer::Leader(epoch)).await?;
     for record in plan.records.iter().filter(|r| r.is_changed()) {
         let mut value = serde_json::to_value(record).expect("record plans serialize");
         value["epoch"] = epoch.0.into();

@@ -422,6 +422,22 @@ pub trait Coordinator: Send + Sync {
     /// Deletes one entry (absent is fine). Same writer rules as [`Coordinator::put`].
     async fn delete(&self, key: &Key, writer: Writer) -> Result<(), CoordError>;
 
+    /// Reads one entry's value as JSON text (expired entries included), for values too
+    /// large to hold as a parsed `serde_json::Value`: the planner state of 10 000 endpoints
+    /// is half a megabyte of text and ten times that parsed. Backends that keep text
+    /// answer without parsing.
+    async fn get_text(&self, key: &Key) -> Result<Option<String>, CoordError> {
+        Ok(self.get(key).await?.map(|entry| entry.value.to_string()))
+    }
+
+    /// Writes a never-expiring entry whose value is the JSON text `value` (see
+    /// [`Coordinator::get_text`]). Same writer rules as [`Coordinator::put`]; text that is
+    /// not JSON is refused.
+    async fn put_text(&self, key: &Key, value: String, writer: Writer) -> Result<(), CoordError> {
+        let value = serde_json::from_str(&value).map_err(|e| CoordError::Local(format!("not JSON: {e}")))?;
+        self.put(key, &Entry::new(value), writer).await
+    }
+
     /// Live entries of a space at `now` (expired ones left out).
     async fn list_live(
         &self,

@@ -9,6 +9,13 @@
 //!
 //! File I/O is synchronous inside the async methods: the file is small, writes are rare
 //! (overrides, plan history) and one process owns it, so a blocking-pool hop buys nothing.
+//!
+//! Memory: values are held as their compact JSON text, not as parsed `serde_json::Value`s
+//! (a parsed object costs a map node and a heap string per key, about ten times its text:
+//! the plan history of 10 000 endpoints is megabytes of JSON); a write changes the one
+//! entry in place and undoes it if the file cannot be written, instead of copying the
+//! whole state; and the file is serialized straight into the temp file, one entry at a
+//! time. A write that changes nothing (the planner state of a quiet round) is skipped.
 
 use super::{CoordError, Coordinator, Entry, Epoch, FenceError, Key, Leadership, LossReason, Space, Writer};
 use super::{LeaderCell, TenureEvent, Timings, WriteGuard};
@@ -16,7 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,16 +31,81 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// The on-disk format, version 1.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The on-disk format, version 1; in memory its entries are [`Stored`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StateFile {
+struct StateFile<E = Stored> {
     version: u32,
     /// The epoch of the last start. Invariant: strictly increases from one start (or
     /// re-acquisition after a step-down) to the next.
     epoch: u64,
     /// Entries by [`Key::path`].
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<String, E>,
+}
+
+impl<E> Default for StateFile<E> {
+    fn default() -> Self {
+        Self { version: 0, epoch: 0, entries: BTreeMap::new() }
+    }
+}
+
+/// An [`Entry`] with its value as compact JSON text. It reads and writes as an `Entry`, so
+/// the file format is unchanged; parsing and printing round-trip every JSON value exactly.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    value: Box<str>,
+    expires_at: Option<crate::time::Timestamp>,
+}
+
+impl Stored {
+    fn new(entry: &Entry) -> Self {
+        Self { value: entry.value.to_string().into_boxed_str(), expires_at: entry.expires_at }
+    }
+
+    fn entry(&self) -> Result<Entry, CoordError> {
+        let value = serde_json::from_str(&self.value)
+            .map_err(|e| CoordError::Local(format!("a stored value does not parse: {e}")))?;
+        Ok(Entry { value, expires_at: self.expires_at })
+    }
+}
+
+impl Serialize for Stored {
+    /// As an [`Entry`], its value transcoded from the text token by token: a write of the
+    /// planner state does not build the parsed value it avoids holding.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut entry = s.serialize_struct("Entry", 1 + usize::from(self.expires_at.is_some()))?;
+        entry.serialize_field("value", &JsonText(&self.value))?;
+        if let Some(at) = &self.expires_at {
+            entry.serialize_field("expiresAt", at)?;
+        }
+        entry.end()
+    }
+}
+
+/// JSON text that serializes as the value it holds.
+struct JsonText<'a>(&'a str);
+
+impl Serialize for JsonText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_transcode::Transcoder::new(&mut serde_json::Deserializer::from_str(self.0)).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stored {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Entry::deserialize(d).map(|entry| Self::new(&entry))
+    }
+}
+
+/// One write to the state, undone when the file cannot be written.
+enum Change {
+    /// The next epoch.
+    NextEpoch,
+    /// Sets the entry at a path.
+    Put(String, Stored),
+    /// Removes the entry at a path.
+    Delete(String),
 }
 
 /// A lease that never runs out in practice: the standalone leader has nobody to yield to.
@@ -78,7 +150,7 @@ impl StandaloneCoordinator {
         remove_temp_files(&path).map_err(|e| local("cannot clean temp files of", &e))?;
         let mut state = match fs::read(&path) {
             Ok(bytes) => {
-                let state: StateFile = serde_json::from_slice(&bytes)
+                let state: StateFile<Stored> = serde_json::from_slice(&bytes)
                     .map_err(|e| local("the state file is not valid (was it edited by hand?)", &e))?;
                 if state.version != 1 {
                     return Err(local("unsupported state file version in", &state.version));
@@ -108,7 +180,7 @@ impl StandaloneCoordinator {
     /// Reads the entries of a state file without taking the lock or starting a
     /// tenure (`veer plan` reads state and writes nothing). A missing file is empty.
     pub fn peek(path: &Path) -> Result<BTreeMap<Key, Entry>, CoordError> {
-        let state: StateFile = match fs::read(path) {
+        let state: StateFile<Entry> = match fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| CoordError::Local(format!("the state file {} is not valid: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
@@ -124,12 +196,12 @@ impl StandaloneCoordinator {
 
     /// Writes `state` atomically: temp file, fsync, rename, fsync of the directory.
     fn persist(&self, state: &StateFile) -> Result<(), CoordError> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| CoordError::Local(e.to_string()))?;
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = sibling(&self.path, &format!(".tmp-{}-{n}", std::process::id()));
         let result = (|| -> std::io::Result<()> {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
-            file.write_all(&bytes)?;
+            let mut file = BufWriter::new(OpenOptions::new().write(true).create_new(true).open(&temp)?);
+            serde_json::to_writer_pretty(&mut file, state)?;
+            let file = file.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             drop(file);
             fs::rename(&temp, &self.path)?;
@@ -141,15 +213,40 @@ impl StandaloneCoordinator {
         })
     }
 
-    /// Applies `change` to a copy of the state, persists it, and only then makes it current,
-    /// so a failed write changes nothing.
-    fn update(&self, change: impl FnOnce(&mut StateFile)) -> Result<(), CoordError> {
+    /// Applies `change`, persists the state, and undoes the change if that fails, so a
+    /// failed write changes nothing. Returns the epoch after the change.
+    fn update(&self, change: Change) -> Result<u64, CoordError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = state.clone();
-        change(&mut next);
-        self.persist(&next)?;
-        *state = next;
-        Ok(())
+        let undo = match change {
+            Change::NextEpoch => {
+                state.epoch += 1;
+                None
+            }
+            Change::Put(path, stored) => {
+                if state.entries.get(&path) == Some(&stored) {
+                    return Ok(state.epoch);
+                }
+                let before = state.entries.insert(path.clone(), stored);
+                Some((path, before))
+            }
+            Change::Delete(path) => match state.entries.remove(&path) {
+                Some(before) => Some((path, Some(before))),
+                None => return Ok(state.epoch),
+            },
+        };
+        if let Err(e) = self.persist(&state) {
+            match undo {
+                None => state.epoch -= 1,
+                Some((path, Some(before))) => {
+                    state.entries.insert(path, before);
+                }
+                Some((path, None)) => {
+                    state.entries.remove(&path);
+                }
+            }
+            return Err(e);
+        }
+        Ok(state.epoch)
     }
 
     fn check_writer(&self, key: &Key, writer: Writer) -> Result<Option<WriteGuard>, CoordError> {
@@ -177,11 +274,7 @@ impl Coordinator for StandaloneCoordinator {
             Leadership::Leader { epoch } => Ok(epoch),
             Leadership::Releasing { .. } | Leadership::Stopped => Err(CoordError::Stopped),
             Leadership::Follower { .. } | Leadership::Lost { .. } => {
-                let mut epoch = 0;
-                self.update(|state| {
-                    state.epoch += 1;
-                    epoch = state.epoch;
-                })?;
+                let epoch = self.update(Change::NextEpoch)?;
                 let now = Instant::now();
                 self.cell.apply(TenureEvent::Acquired { epoch: Epoch(epoch), sent_at: now }, now);
                 Ok(Epoch(epoch))
@@ -213,35 +306,41 @@ impl Coordinator for StandaloneCoordinator {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Entry>, CoordError> {
-        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key.path()).cloned())
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key.path()).map(Stored::entry).transpose()
     }
 
     async fn list(&self, space: Space, prefix: &str) -> Result<Vec<(String, Entry)>, CoordError> {
         let start = Key::new(space, prefix).path();
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state
+        state
             .entries
             .range(start.clone()..)
             .take_while(|(path, _)| path.starts_with(&start))
-            .filter_map(|(path, entry)| Some((Key::parse(path)?.name, entry.clone())))
-            .collect())
+            .filter_map(|(path, stored)| Some((Key::parse(path)?.name, stored)))
+            .map(|(name, stored)| Ok((name, stored.entry()?)))
+            .collect()
     }
 
     async fn put(&self, key: &Key, entry: &Entry, writer: Writer) -> Result<(), CoordError> {
         let _guard = self.check_writer(key, writer)?;
-        self.update(|state| {
-            state.entries.insert(key.path(), entry.clone());
-        })
+        self.update(Change::Put(key.path(), Stored::new(entry))).map(drop)
+    }
+
+    async fn get_text(&self, key: &Key) -> Result<Option<String>, CoordError> {
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key.path()).map(|s| s.value.to_string()))
+    }
+
+    async fn put_text(&self, key: &Key, value: String, writer: Writer) -> Result<(), CoordError> {
+        let _guard = self.check_writer(key, writer)?;
+        // Checked without building the value: the file must stay readable.
+        serde_json::from_str::<serde::de::IgnoredAny>(&value)
+            .map_err(|e| CoordError::Local(format!("not JSON: {e}")))?;
+        self.update(Change::Put(key.path(), Stored { value: value.into_boxed_str(), expires_at: None })).map(drop)
     }
 
     async fn delete(&self, key: &Key, writer: Writer) -> Result<(), CoordError> {
         let _guard = self.check_writer(key, writer)?;
-        if !self.state.lock().unwrap_or_else(|e| e.into_inner()).entries.contains_key(&key.path()) {
-            return Ok(());
-        }
-        self.update(|state| {
-            state.entries.remove(&key.path());
-        })
+        self.update(Change::Delete(key.path())).map(drop)
     }
 }
 
@@ -371,6 +470,64 @@ mod tests {
         assert!(!torn.exists());
         assert_eq!(coord.campaign().await.unwrap(), Epoch(2));
         assert_eq!(coord.get(&Key::new(Space::Overrides, "o")).await.unwrap(), Some(Entry::new(json!(1))));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_cannot_reach_the_file_changes_nothing_and_an_unchanged_put_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let coord = StandaloneCoordinator::open(state_dir.join("s.json"), "a").unwrap();
+        let epoch = coord.campaign().await.unwrap();
+        let (kept, added) = (Key::new(Space::Overrides, "kept"), Key::new(Space::Overrides, "added"));
+        let entry = Entry::expiring(json!({"drain": "pool/a", "weights": [1.5, 2]}), crate::time::Timestamp(7));
+        coord.put(&kept, &entry, Writer::Replica).await.unwrap();
+        fs::remove_dir_all(&state_dir).unwrap();
+
+        coord.put(&kept, &entry, Writer::Replica).await.expect("an unchanged put needs no write");
+        assert!(coord.put(&added, &entry, Writer::Replica).await.is_err());
+        assert!(coord.put(&kept, &Entry::new(json!(2)), Writer::Replica).await.is_err());
+        assert!(coord.delete(&kept, Writer::Replica).await.is_err());
+        coord.step_down().await.unwrap();
+        assert!(coord.campaign().await.is_err());
+        assert_eq!(coord.get(&kept).await.unwrap(), Some(entry.clone()));
+        assert_eq!(coord.get(&added).await.unwrap(), None);
+
+        fs::create_dir_all(&state_dir).unwrap();
+        assert_eq!(coord.campaign().await.unwrap(), Epoch(epoch.0 + 1), "the failed campaign used no epoch");
+        coord.put(&added, &Entry::new(json!({"n": 1})), Writer::Replica).await.unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&fs::read(state_dir.join("s.json")).unwrap()).unwrap();
+        let expected = json!({
+            "version": 1,
+            "epoch": epoch.0 + 1,
+            "entries": {
+                kept.path(): {"value": {"drain": "pool/a", "weights": [1.5, 2]}, "expiresAt": 7},
+                added.path(): {"value": {"n": 1}},
+            },
+        });
+        assert_eq!(file, expected);
+    }
+
+    #[tokio::test]
+    async fn values_written_as_text_read_back_as_text_and_as_values_with_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let coord = StandaloneCoordinator::open(&path, "a").unwrap();
+        let epoch = coord.campaign().await.unwrap();
+        let key = Key::new(Space::Planner, "state");
+        let text = r#"{"records":{"api":{"generation":3,"share":0.25}}}"#.to_string();
+        let refused = coord.put_text(&key, text.clone(), Writer::Replica).await;
+        assert!(matches!(refused, Err(CoordError::LeaderOnly { .. })), "{refused:?}");
+        let not_json = coord.put_text(&key, "{\"records\":".into(), Writer::Leader(epoch)).await.unwrap_err();
+        assert!(not_json.to_string().contains("not JSON"), "{not_json}");
+        assert_eq!(coord.get_text(&key).await.unwrap(), None);
+
+        coord.put_text(&key, text.clone(), Writer::Leader(epoch)).await.unwrap();
+        assert_eq!(coord.get_text(&key).await.unwrap(), Some(text.clone()));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(coord.get(&key).await.unwrap(), Some(Entry::new(value.clone())));
+        drop(coord);
+        let reopened = StandaloneCoordinator::open(&path, "a").unwrap();
+        assert_eq!(reopened.get(&key).await.unwrap(), Some(Entry::new(value)));
     }
 
     #[tokio::test]
