@@ -793,8 +793,10 @@ fn every_alert_expression_references_existing_metrics_and_has_a_runbook() {
         "VeerProviderThrottling",
         "VeerRecordBelowGuard",
         "VeerPolicyReloadFailed",
+        "VeerFewFreshVantages",
+        "VeerDrillFailed",
     ];
-    assert_eq!(names, wanted.into_iter().collect(), "the alerts of issue 10");
+    assert_eq!(names, wanted.into_iter().collect(), "the alerts of issue 10, then of the vantage exchange and drills");
     let known = series_names();
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let mut failures = Vec::new();

@@ -16,7 +16,7 @@ use support::{Helper, Lines};
 use veer::coord::etcd::{EtcdCoordinator, EtcdOptions};
 use veer::coord::{Coordinator, Timings};
 use veer::enactor::{Enactor, Intent, LeaderFence, Outcome};
-use veer_provider::{Answer, ChangeBatch, Observed, Provider, ProviderFuture, RecordName, RecordSet, RecordType};
+use veer_provider::{Answer, ChangeBatch, Provider, ProviderFuture, RecordName, RecordSet, RecordType};
 use veer_provider_rfc2136::{Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigKey};
 use veer_provider_testbed::{DnsServer, ServerKind, ZoneSpec};
 
@@ -26,18 +26,9 @@ const NAME: &str = "api.example.test.";
 /// process between the fence check and the UPDATE reaching the server.
 struct SendWindow(Arc<dyn Provider>);
 
-impl Provider for SendWindow {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn capabilities(&self) -> veer_provider::Capabilities {
-        self.0.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.0.zones()
-    }
-    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.0.read(name, rtype)
+impl veer_provider::ProviderWrapper for SendWindow {
+    fn inner(&self) -> &dyn Provider {
+        &*self.0
     }
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         Box::pin(async move {

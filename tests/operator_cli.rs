@@ -44,7 +44,7 @@ fn policy(name: &str, routing: &str, zone: &str, port: u16, endpoints: &[Endpoin
         "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: {name} }}\nspec:\n  \
          record: {{ name: {name}.{zone}, type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: {routing}\n  \
          pools:\n{}  healthCheck: {{ type: tcp, port: {port}, interval: 500ms, timeout: 250ms, rise: 1, fall: 2 }}\n  \
-         warmup: {{ stages: [100], hold: 0s }}\n  shift: {{ maxRemovePercent: 100 }}\n  guards: {guards}\n",
+         warmup: {{ stages: [100], hold: 0s }}\n  guards: {guards}\n",
         pools.concat()
     )
 }

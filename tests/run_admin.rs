@@ -15,16 +15,7 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     // A backend that is up: the admin port of a second listener would do, but a
     // plain TCP check against a listener we hold is simplest.
     let backend = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 51), http)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r1\nvantage: r1\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin} }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [run.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r1", admin, dns, "run.test.", false);
     std::fs::write(
         dir.path().join("app.yaml"),
         format!(
@@ -83,7 +74,27 @@ fn run_serves_dns_and_the_admin_api_and_stops_cleanly_on_sigterm() {
     let stderr = child.log();
     assert!(status.success(), "clean shutdown exits 0: {status:?}\n{stderr}");
     assert!(stderr.contains("applied") && stderr.contains("releasing leadership"), "{stderr}");
+    if std::env::var_os("RUST_LOG").is_none() {
+        assert!(!stderr.contains("hickory_server"), "the embedded server logs no line per query by default\n{stderr}");
+    }
     drop(backend);
+}
+
+/// A standalone `veer.yaml` named `id` with an embedded server for `zone` on
+/// `dns` and the admin API on `admin` (token from `VEER_TEST_ADMIN_TOKEN` when
+/// `token`); policies from `app.yaml`.
+fn write_standalone_config(dir: &std::path::Path, id: &str, admin: u16, dns: u16, zone: &str, token: bool) {
+    let token = if token { ", tokenEnv: VEER_TEST_ADMIN_TOKEN" } else { "" };
+    std::fs::write(
+        dir.join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: {id}\nvantage: {id}\npolicies: [app.yaml]\n\
+             admin: {{ listen: 127.0.0.1:{admin}{token} }}\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [{zone}] }}\n"
+        ),
+    )
+    .unwrap();
 }
 
 fn policy(address: &str, port: u16, timeout: &str) -> String {
@@ -103,16 +114,7 @@ fn an_invalid_policy_reload_is_rejected_with_positions_and_a_valid_one_takes_eff
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
     let _first = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 71), tcp)).unwrap();
     let _second = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 72), tcp)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r2\nvantage: r2\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin} }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [reload.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r2", admin, dns, "reload.test.", false);
     std::fs::write(dir.path().join("app.yaml"), policy("127.0.0.71", tcp, "250ms")).unwrap();
     let mut child = Replica::start(dir.path(), &[], &[]);
     assert!(wait_until(Duration::from_secs(30), || dig(dns, "app.reload.test.") == ["127.0.0.71"]), "first answers");
@@ -153,16 +155,7 @@ fn overrides_need_the_token_are_previewed_refused_by_guards_and_applied_through_
     let (dns, admin, tcp) = (free_port(), free_port(), free_port());
     let _a = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 81), tcp)).unwrap();
     let _b = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 82), tcp)).unwrap();
-    std::fs::write(
-        dir.path().join("veer.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: r3\nvantage: r3\npolicies: [app.yaml]\n\
-             admin: {{ listen: 127.0.0.1:{admin}, tokenEnv: VEER_TEST_ADMIN_TOKEN }}\n\
-             coordination: {{ backend: standalone, stateFile: state.json }}\n\
-             providers:\n  local: {{ type: embedded, listen: 127.0.0.1:{dns}, zones: [ops.test.] }}\n"
-        ),
-    )
-    .unwrap();
+    write_standalone_config(dir.path(), "r3", admin, dns, "ops.test.", true);
     std::fs::write(
         dir.path().join("app.yaml"),
         format!(
@@ -296,4 +289,38 @@ fn two_replicas_on_etcd_elect_one_writer_and_the_other_takes_over_after_kill_9()
         get(replicas[other].0, "/metrics").map(|(_, m)| gauge(&m, "veer_leader_epoch")).into_iter().flatten().collect();
     assert!(!epochs.is_empty(), "the successor reports its epoch");
     drop(children);
+}
+
+/// A freshly started leader waits until its probes gave every endpoint a verdict
+/// before it plans: the first answer it creates holds the live endpoint only,
+/// not every endpoint while nothing is known (what never-empty alone would publish).
+#[test]
+fn the_first_publish_waits_for_a_verdict_on_every_endpoint() {
+    require_dig();
+    let dir = tempfile::tempdir().unwrap();
+    let (dns, admin, port) = (free_port(), free_port(), free_port());
+    write_standalone_config(dir.path(), "r1", admin, dns, "first.test.", false);
+    // Nothing listens for `b`: Down after two refused probes, within about 1 s.
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: app }}\nspec:\n  \
+             record: {{ name: app.first.test., type: A, ttl: 5 }}\n  publishTo: [local]\n  routing: weighted\n  \
+             pools: [{{ name: p, endpoints: [{{ id: a, address: 127.0.0.61 }}, {{ id: b, address: 127.0.0.62 }}] }}]\n  \
+             healthCheck: {{ type: tcp, port: {port}, interval: 500ms, timeout: 200ms, rise: 1, fall: 2 }}\n  \
+             warmup: {{ stages: [100] }}\n  guards: {{ minHealthyEndpoints: 1, minCapacityPercent: 0 }}\n"
+        ),
+    )
+    .unwrap();
+    let _a = support::replica::TcpBackend::start(Ipv4Addr::new(127, 0, 0, 61), port);
+    let mut child = Replica::start(dir.path(), &[], &[]);
+    let mut first = Vec::new();
+    let published = wait_until(Duration::from_secs(20), || {
+        first = dig(dns, "app.first.test.");
+        !first.is_empty()
+    });
+    let log = child.log();
+    assert!(published, "nothing published within 20 s\n{log}");
+    assert_eq!(first, ["127.0.0.61"], "the first answer holds the live endpoint only\n{log}");
+    child.kill();
 }

@@ -6,7 +6,6 @@ use super::{ChaosPlan, ProbeFailureMode, ProbeFault};
 use crate::config::ProviderConfig;
 use crate::policy::diagnostic::{Diagnostic, Findings};
 use crate::policy::duration::PolicyDuration;
-use crate::policy::model::API_VERSION;
 use crate::policy::source::{self, DocumentKind, DocumentText};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -15,27 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 use veer_provider::{FaultRates, FaultRule};
 
-/// A chaos document.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ChaosDocument {
-    /// Must be `veer/v1`.
-    pub api_version: Spanned<String>,
-    /// `Chaos`.
-    pub kind: Spanned<String>,
-    /// The name logged at start.
-    pub metadata: ChaosMetadata,
-    /// What to break.
-    pub spec: ChaosSpec,
-}
-
-/// Chaos metadata.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChaosMetadata {
-    /// The game day's name.
-    pub name: Spanned<String>,
-}
+/// A chaos document (`kind: Chaos`); its name is logged at start.
+pub type ChaosDocument = crate::policy::model::Document<ChaosSpec>;
 
 /// The body of a chaos document.
 #[derive(Debug, Deserialize)]
@@ -164,12 +144,7 @@ pub struct Known<'a> {
 /// Semantic checks and resolution.
 pub fn resolve(path: &Path, document: &ChaosDocument, known: Known<'_>) -> Result<ChaosPlan, Vec<Diagnostic>> {
     let mut f = Findings::new(path, document.kind.referenced);
-    if document.api_version.value != API_VERSION {
-        f.error(
-            &document.api_version,
-            format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", document.api_version.value),
-        );
-    }
+    document.check_api_version(&mut f);
     let spec = &document.spec;
     if spec.providers.is_empty() && spec.probes.is_empty() {
         f.error(&document.kind, "a Chaos document needs `spec.providers` or `spec.probes` (nothing to break)");

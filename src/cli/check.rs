@@ -2,7 +2,8 @@
 //! configured policy once, print what each probe saw, exit 0 only when all
 //! passed. One round is taken as definitive: `rise`/`fall` do not apply.
 
-use super::ConfigArg;
+use super::operator::term::fit;
+use super::{ConfigArg, Output};
 use crate::health::probe::{self, ProbeResult, ProbeTarget, tls::TlsConfigs};
 use serde::Serialize;
 use std::io::Write;
@@ -19,15 +20,6 @@ pub struct Args {
     /// Most probes in flight at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     concurrency: usize,
-}
-
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// A table for 80 columns.
-    Table,
-    /// One JSON object.
-    Json,
 }
 
 /// One endpoint's result, as printed with `-o json`.
@@ -144,16 +136,6 @@ fn table(rows: &[Row]) -> String {
     let healthy = rows.iter().filter(|r| r.healthy).count();
     out.push_str(&format!("{} endpoints: {} up, {} down\n", rows.len(), healthy, rows.len() - healthy));
     out
-}
-
-/// `value` cut to `width` characters, with `…` marking a cut.
-fn fit(value: &str, width: usize) -> String {
-    if value.chars().count() <= width {
-        return value.to_string();
-    }
-    let mut cut: String = value.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]

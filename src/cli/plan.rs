@@ -2,7 +2,7 @@
 //! live providers; `plan` prints the diff and writes nothing, `run --once`
 //! applies it through the fenced enactor and persists the planner state.
 
-use super::ConfigArg;
+use super::{ConfigArg, Output};
 use crate::controller::{self, Planned, Setup, providers, round, state::StateSource};
 use crate::coord;
 use crate::enactor::{Enactor, LeaderFence, Outcome, Report};
@@ -39,15 +39,6 @@ pub struct RunArgs {
     /// and probes (test zones only).
     #[arg(long, value_name = "FILE", conflicts_with = "once")]
     chaos: Option<std::path::PathBuf>,
-}
-
-/// How the plan is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Human table.
-    Table,
-    /// One JSON object.
-    Json,
 }
 
 /// One round against live providers with a single, definitive probe round.

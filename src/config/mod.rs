@@ -256,9 +256,24 @@ pub struct ProviderConfig {
     /// Provider API budget (default: route53 5/s, others 20/s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Spanned<BudgetConfig>>,
+    /// How long a read of a record that nothing wants to change stands in for a
+    /// new one (default: every round for servers veer reaches directly, 30 s for
+    /// the cloud APIs, whose budgets are shared with every record). A round that
+    /// would write always reads again first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_every: Option<Spanned<PolicyDuration>>,
 }
 
 impl ProviderConfig {
+    /// Effective resync period: zero (every round) for embedded, rfc2136 and
+    /// powerdns; 30 s for the cloud APIs.
+    pub fn resync_every(&self) -> Duration {
+        self.resync_every.as_ref().map(|d| d.value.get()).unwrap_or(match self.kind.value {
+            ProviderType::Embedded | ProviderType::Rfc2136 | ProviderType::Powerdns => Duration::ZERO,
+            _ => Duration::from_secs(30),
+        })
+    }
+
     /// Effective API budget.
     pub fn budget(&self) -> BudgetConfig {
         self.budget.as_ref().map(|b| b.value.clone()).unwrap_or(match self.kind.value {

@@ -88,15 +88,9 @@ impl Metered {
     }
 }
 
-impl Provider for Metered {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> veer_provider::Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl veer_provider::ProviderWrapper for Metered {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(
         &'a self,

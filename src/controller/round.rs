@@ -31,19 +31,82 @@ pub struct ObserveError {
 pub async fn observe(policies: &[LoadedPolicy], providers: &ProviderSet) -> Result<Observations, ObserveError> {
     let mut observed = Observations::new();
     for loaded in policies {
-        let policy = &loaded.policy;
-        let rtype = policy.spec.record.record_type.value.record_type();
-        for target in &policy.spec.publish_to.value {
-            let provider = &providers.providers[&target.value];
-            let state = provider.read(policy.record_name(), rtype).await.map_err(|error| ObserveError {
-                provider: target.value.clone(),
-                record: policy.record_name().to_string(),
-                error,
-            })?;
-            observed.insert((policy.name().to_string(), target.value.clone()), state);
+        for target in &loaded.policy.spec.publish_to.value {
+            let state = read(loaded, providers, &target.value).await?;
+            observed.insert((loaded.policy.name().to_string(), target.value.clone()), state);
         }
     }
     Ok(observed)
+}
+
+/// The last read of every (policy, provider) pair, reused by rounds that have
+/// nothing to write (`providers.<name>.resyncEvery`): in steady state a cloud
+/// API's budget is spent on writes, not on re-reading what has not changed.
+/// Belongs to one leader epoch and one policy set; [`ObservationCache::forget`]
+/// it after every write.
+#[derive(Debug, Default)]
+pub struct ObservationCache {
+    reads: BTreeMap<(String, String), (Observed, std::time::Instant)>,
+}
+
+impl ObservationCache {
+    /// Forgets every read: the next round reads everything again.
+    pub fn forget(&mut self) {
+        self.reads.clear();
+    }
+
+    /// Reads every (policy, provider) pair whose last read is older than
+    /// `reuse_for(provider)` at `now`, reuses the others. Returns what the
+    /// providers hold and whether any of it was reused; a failed read forgets
+    /// everything.
+    pub async fn observe(
+        &mut self,
+        policies: &[LoadedPolicy],
+        providers: &ProviderSet,
+        reuse_for: impl Fn(&str) -> std::time::Duration,
+        now: std::time::Instant,
+    ) -> Result<(Observations, bool), ObserveError> {
+        let wanted: Vec<(String, String)> = policies
+            .iter()
+            .flat_map(|l| l.policy.spec.publish_to.value.iter().map(|t| (l.policy.name().to_string(), t.value.clone())))
+            .collect();
+        self.reads
+            .retain(|key, (_, at)| wanted.contains(key) && now.saturating_duration_since(*at) < reuse_for(&key.1));
+        let mut reused = false;
+        let mut observed = Observations::new();
+        for loaded in policies {
+            let policy = &loaded.policy;
+            for target in &policy.spec.publish_to.value {
+                let key = (policy.name().to_string(), target.value.clone());
+                if let Some((state, _)) = self.reads.get(&key) {
+                    reused = true;
+                    observed.insert(key, state.clone());
+                    continue;
+                }
+                let state = match read(loaded, providers, &target.value).await {
+                    Ok(state) => state,
+                    Err(e) => {
+                        self.forget();
+                        return Err(e);
+                    }
+                };
+                self.reads.insert(key.clone(), (state.clone(), now));
+                observed.insert(key, state);
+            }
+        }
+        Ok((observed, reused))
+    }
+}
+
+/// Reads one policy's record from one provider.
+async fn read(loaded: &LoadedPolicy, providers: &ProviderSet, provider: &str) -> Result<Observed, ObserveError> {
+    let policy = &loaded.policy;
+    let rtype = policy.spec.record.record_type.value.record_type();
+    providers.providers[provider].read(policy.record_name(), rtype).await.map_err(|error| ObserveError {
+        provider: provider.to_string(),
+        record: policy.record_name().to_string(),
+        error,
+    })
 }
 
 /// How a policy's answers are weighted: set-only if any of its providers is, else

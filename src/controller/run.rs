@@ -192,6 +192,56 @@ fn shortest_interval(setup: &Setup) -> Duration {
     shortest.unwrap_or(Duration::from_secs(1))
 }
 
+/// The endpoints this replica's own probes call Up: the reconcile loop wakes
+/// when one of them leaves the set.
+fn up_in(report: &crate::health::VantageReport) -> std::collections::BTreeSet<crate::health::EndpointKey> {
+    report
+        .endpoints
+        .iter()
+        .filter(|(_, e)| e.verdict == crate::health::ProbeVerdict::Up)
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// Waits until an endpoint this replica saw Up is seen Down (or Unknown after a
+/// target change) by its own probes; `up` tracks the Up set across calls.
+/// Endpoints turning Up do not wake the loop: a start-up round woken by each
+/// first Unknown → Up verdict would publish a partial answer set, and recovery
+/// is staged anyway. Pending forever once the vantage is gone.
+async fn an_endpoint_left_up(
+    reports: &mut watch::Receiver<Arc<crate::health::VantageReport>>,
+    up: &mut std::collections::BTreeSet<crate::health::EndpointKey>,
+) {
+    while reports.changed().await.is_ok() {
+        let now = up_in(&reports.borrow_and_update());
+        let left = up.iter().any(|key| !now.contains(key));
+        *up = now;
+        if left {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// How long after start a replica's probes may take to give every endpoint a
+/// first verdict, for the slowest policy: up to `fall − 1` failures then `rise`
+/// successes, plus the first probe's offset and one timeout.
+fn first_verdicts_within(setup: &Setup) -> Duration {
+    let per_policy = setup.policies.iter().map(|p| {
+        let check = &p.policy.spec.health_check;
+        check.interval() * (check.rise() + check.fall()) + check.timeout()
+    });
+    per_policy.max().unwrap_or(Duration::ZERO)
+}
+
+/// Whether every endpoint this replica probes has a verdict. Until then (or
+/// until [`first_verdicts_within`] has passed) a freshly started leader does
+/// not plan: a first publish from the endpoints that answered first would
+/// leave the rest to join later through warm-up.
+fn every_verdict_in(report: &crate::health::VantageReport) -> bool {
+    report.endpoints.values().all(|e| e.verdict != crate::health::ProbeVerdict::Unknown)
+}
+
 /// The reconcile period, also the leader's pull period: the shortest probe
 /// interval, within [250 ms, 5 s].
 fn reconcile_period(setup: &Setup) -> Duration {
@@ -352,6 +402,9 @@ impl Controller {
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last_check = tokio::time::Instant::now();
         let mut combiner = CombinerState::default();
+        let mut reads = super::round::ObservationCache::default();
+        let (started_at, mut settled) = (tokio::time::Instant::now(), false);
+        let mut reads_for: Option<(Epoch, Arc<Setup>)> = None;
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
         let jitter = crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[self.vantage.id().as_bytes()]));
         let (pull_period, pull_period_seen) = watch::channel(period);
@@ -372,6 +425,11 @@ impl Controller {
                 )),
             ]
         });
+        // Detection-to-DNS is the probes' bound plus one round when a Down
+        // verdict starts the round at once, instead of plus up to a whole
+        // jittered period of sleep.
+        let mut reports = self.vantage.subscribe();
+        let mut up = up_in(&reports.borrow_and_update());
         loop {
             pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
             self.publish_vantages();
@@ -380,10 +438,22 @@ impl Controller {
             if let Some(e) = epoch {
                 self.metrics.leader_epoch.get_or_create(&vec![]).set(e.0 as i64);
             }
+            let starting = !settled && {
+                settled = every_verdict_in(&self.vantage.report())
+                    || started_at.elapsed() >= first_verdicts_within(&self.setup());
+                !settled
+            };
             match epoch {
+                Some(_) if starting => tracing::debug!("waiting for a first verdict on every endpoint"),
                 Some(epoch) => {
                     let started = self.clock.now();
-                    match self.round(epoch, &mut combiner).await {
+                    // Reads are reused within one epoch and one policy set only.
+                    let setup = self.setup();
+                    if reads_for.as_ref().is_none_or(|(e, s)| *e != epoch || !Arc::ptr_eq(s, &setup)) {
+                        reads.forget();
+                        reads_for = Some((epoch, setup));
+                    }
+                    match self.round(epoch, &mut combiner, &mut reads).await {
                         Ok(()) => self.tick_drills(epoch, started).await,
                         Err(e) => {
                             tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
@@ -412,6 +482,9 @@ impl Controller {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
+                () = an_endpoint_left_up(&mut reports, &mut up) => {
+                    tracing::debug!("an endpoint left Up: reconciling now");
+                }
                 _ = hangup => {
                     tracing::info!("SIGHUP: reloading policies");
                     self.reload(&mut fingerprint, true);
@@ -436,7 +509,12 @@ impl Controller {
         Ok(())
     }
 
-    async fn round(&self, epoch: Epoch, combiner: &mut CombinerState) -> anyhow::Result<()> {
+    async fn round(
+        &self,
+        epoch: Epoch,
+        combiner: &mut CombinerState,
+        reads: &mut super::round::ObservationCache,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let setup = self.setup();
         let policies: Vec<_> = setup.policies.iter().map(|p| &p.policy).collect();
@@ -454,7 +532,7 @@ impl Controller {
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
         let Planned { plan, intents, observed, overrides, state: planned_from, published } =
-            super::plan_round(&setup, &self.providers, &health, &store, now).await?;
+            super::plan_round_reusing(&setup, &self.providers, &health, &store, now, reads).await?;
         let enactor = Enactor::new(
             setup.config.config.cluster_id.value.clone(),
             self.providers.providers.clone(),

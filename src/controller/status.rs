@@ -15,11 +15,12 @@ use super::Setup;
 use super::admin::AdminState;
 use super::run::{LastApply, RoundSummary};
 use super::state::StateSource;
+pub use super::vantages::VantageStatus;
 use crate::coord::{Coordinator, Leadership};
 use crate::drill::api::DrillsSummary;
 use crate::drill::model::Definition;
 use crate::enactor::{Intent, Outcome};
-use crate::health::combine::{CombinerState, FRESH_INTERVALS, combine};
+use crate::health::combine::{CombinerState, combine};
 use crate::health::{EndpointKey, HealthState, HealthView, ProbeVerdict, VantageReport};
 use crate::planner::overrides::Applicable;
 use crate::planner::{FreezeScope, HoldCause, Override, OverrideAction, PlannerState, WarmupState};
@@ -104,20 +105,6 @@ pub struct LeaderStatus {
 pub struct CheckerStatus {
     /// Why, while impaired.
     pub impaired: Option<String>,
-}
-
-/// One vantage and the age of its report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VantageStatus {
-    /// The vantage (replica) id.
-    pub id: String,
-    /// Its admin API, when known.
-    pub admin_url: Option<String>,
-    /// Whether its report is recent enough to count (within 3 probe intervals).
-    pub fresh: bool,
-    /// Age of its latest report; `None` when it has not reported.
-    pub report_age_ms: Option<u64>,
 }
 
 /// One record (one policy).
@@ -294,20 +281,6 @@ pub struct ChangeStatus {
     pub reason: String,
 }
 
-/// One vantage's latest report, with where to reach it.
-#[derive(Debug, Clone)]
-pub struct VantageSeen {
-    /// The vantage (replica) id.
-    pub id: String,
-    /// Its admin API, when known.
-    pub admin_url: Option<String>,
-    /// Its latest report, if it sent one.
-    pub report: Option<Arc<VantageReport>>,
-    /// Freshness as the last round judged it (what the combiner and the
-    /// `veer_vantages_fresh` gauge used); `None`: judge from the report's age.
-    pub fresh: Option<bool>,
-}
-
 /// What the store holds that status shows.
 #[derive(Debug, Clone, Default)]
 pub struct StoreView {
@@ -340,7 +313,7 @@ pub struct StatusInputs<'a> {
     /// The controller's last round.
     pub summary: &'a RoundSummary,
     /// The vantages' latest reports.
-    pub vantages: &'a [VantageSeen],
+    pub vantages: &'a [VantageStatus],
     /// What the store holds.
     pub store: &'a StoreView,
 }
@@ -375,19 +348,16 @@ pub fn build(input: &StatusInputs<'_>) -> StatusReport {
             .cloned()
             .or_else(|| (id == input.replica).then(|| input.admin_url.map(str::to_string)).flatten())
     };
-    let freshness = FRESH_INTERVALS
-        * input.policies.iter().map(|p| p.spec.health_check.interval()).max().unwrap_or(Duration::from_secs(1));
+    // Freshness as the round judged it; the age as of now.
     let vantages = input
         .vantages
         .iter()
-        .map(|v| {
-            let age = v.report.as_ref().map(|r| now.since(r.at));
-            VantageStatus {
-                id: v.id.clone(),
-                admin_url: v.admin_url.clone().or_else(|| admin_url(&v.id)),
-                fresh: v.fresh.unwrap_or_else(|| age.is_some_and(|a| a <= freshness)),
-                report_age_ms: age.map(|a| a.as_millis() as u64),
-            }
+        .map(|v| VantageStatus {
+            id: v.id.clone(),
+            admin_url: v.admin_url.clone().or_else(|| admin_url(&v.id)),
+            fresh: v.fresh,
+            report_age_ms: v.report.as_ref().map(|r| now.since(r.at).as_millis() as u64),
+            report: None,
         })
         .collect();
     let records = input
@@ -737,28 +707,25 @@ pub fn last_applies(
 /// The vantages status reports on: every replica whose report the last round
 /// combined (the leader pulls them; a follower has only its own), else this
 /// replica's own report (before the first round).
-pub fn vantages_seen(state: &AdminState) -> Vec<VantageSeen> {
-    let pulled: Vec<VantageSeen> = state
-        .summary
-        .borrow()
-        .vantages
-        .iter()
-        .map(|v| VantageSeen {
-            id: v.id.clone(),
-            admin_url: v.admin_url.clone(),
-            report: v.report.clone(),
-            fresh: Some(v.fresh),
-        })
-        .collect();
+pub fn vantages_seen(state: &AdminState) -> Vec<VantageStatus> {
+    let mut seen = state.summary.borrow().vantages.clone();
     let own = state.vantage.borrow().clone();
-    if pulled.is_empty() {
-        return vec![VantageSeen { id: own.vantage.clone(), admin_url: None, report: Some(own), fresh: None }];
+    if seen.is_empty() {
+        // Before the first round: its own report, just published, is all it knows.
+        let own = VantageStatus {
+            id: own.vantage.clone(),
+            admin_url: None,
+            fresh: true,
+            report_age_ms: None,
+            report: Some(own),
+        };
+        return vec![own];
     }
     // This replica's own report is always the newest it has.
-    pulled
-        .into_iter()
-        .map(|v| if v.id == own.vantage { VantageSeen { report: Some(own.clone()), ..v } } else { v })
-        .collect()
+    for v in seen.iter_mut().filter(|v| v.id == own.vantage) {
+        v.report = Some(own.clone());
+    }
+    seen
 }
 
 /// Reads what status needs from the store, within [`STORE_TIMEOUT`]; errors are

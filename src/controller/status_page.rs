@@ -602,6 +602,7 @@ mod tests {
                 admin_url: Some("http://127.0.0.1:9090".into()),
                 fresh: true,
                 report_age_ms: Some(400),
+                report: None,
             }],
             records: vec![RecordStatus {
                 name: "api.example.com.".into(),

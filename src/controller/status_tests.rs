@@ -66,7 +66,13 @@ fn report(vantage: &str, at: Timestamp, verdicts: &[(&str, ProbeVerdict)]) -> Ar
             .iter()
             .map(|(e, v)| {
                 let failure = (*v == ProbeVerdict::Down).then(|| "connect refused".to_string());
-                let r = EndpointReport { verdict: *v, since: at, last_latency_ms: None, last_failure: failure };
+                let r = EndpointReport {
+                    verdict: *v,
+                    since: at,
+                    last_latency_ms: None,
+                    last_failure: failure,
+                    checked: None,
+                };
                 (EndpointKey::new("api", *e), r)
             })
             .collect(),
@@ -148,7 +154,7 @@ struct Case {
     policies: Vec<FailoverPolicy>,
     leadership: Leadership,
     summary: RoundSummary,
-    vantages: Vec<VantageSeen>,
+    vantages: Vec<VantageStatus>,
     store: StoreView,
 }
 
@@ -163,12 +169,13 @@ impl Case {
             leadership: Leadership::Leader { epoch: Epoch(7) },
             summary,
             vantages: vec![
-                VantageSeen { id: "r1".into(), admin_url: None, report: Some(own), fresh: None },
-                VantageSeen {
+                VantageStatus { id: "r1".into(), admin_url: None, report: Some(own), fresh: true, report_age_ms: None },
+                VantageStatus {
                     id: "r2".into(),
                     admin_url: Some("http://10.0.0.2:9090".into()),
                     report: Some(peer),
-                    fresh: None,
+                    fresh: false,
+                    report_age_ms: None,
                 },
             ],
             store: StoreView::default(),
@@ -347,10 +354,11 @@ fn a_follower_reports_what_the_store_and_its_own_vantage_know() {
     let mut case = Case::leader();
     // It led once: its summary still holds that round, which is now stale.
     case.leadership = Leadership::Follower { leader: Some("r0".into()) };
-    case.vantages = vec![VantageSeen {
+    case.vantages = vec![VantageStatus {
         id: "r1".into(),
         admin_url: None,
-        fresh: None,
+        fresh: true,
+        report_age_ms: None,
         report: Some(report(
             "r1",
             NOW.sub(Duration::from_millis(300)),

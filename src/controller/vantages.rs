@@ -58,9 +58,10 @@ pub struct ServedReport {
     pub served_at: Timestamp,
 }
 
-/// One vantage as this replica knows it, for `/v1/status` (`vantages`) and the
-/// status page.
-#[derive(Debug, Clone, Serialize)]
+/// One vantage as this replica knows it: what the last round judged (the
+/// summary, the `veer_vantages_fresh` gauge) and, without the report, the JSON
+/// of `/v1/status` (`vantages`) and the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VantageStatus {
     /// The vantage (replica) id.
@@ -71,7 +72,8 @@ pub struct VantageStatus {
     pub fresh: bool,
     /// Age of its latest report on this replica's clock; `None` before the first one.
     pub report_age_ms: Option<u64>,
-    /// The latest report (re-dated on this replica's clock), for per-vantage health.
+    /// The latest report (re-dated on this replica's clock), for per-vantage health;
+    /// never in the JSON.
     #[serde(skip)]
     pub report: Option<Arc<VantageReport>>,
 }
@@ -183,6 +185,7 @@ pub fn redate(served: ServedReport, sent_at: Timestamp) -> VantageReport {
     let shift = |t: Timestamp| Timestamp((i128::from(t.as_millis()) + offset).clamp(0, i128::from(u64::MAX)) as u64);
     for endpoint in report.endpoints.values_mut() {
         endpoint.since = shift(endpoint.since);
+        endpoint.checked = endpoint.checked.map(shift);
     }
     report.at = at;
     report
@@ -434,6 +437,7 @@ mod tests {
             since: Timestamp(since),
             last_latency_ms: None,
             last_failure: None,
+            checked: None,
         };
         VantageReport {
             vantage: "r1".into(),

@@ -9,7 +9,7 @@
 use super::schedule::{Days, TimeOfDay, Window};
 use crate::planner::{Target, TargetKind};
 use crate::policy::duration::PolicyDuration;
-use crate::policy::model::Metadata;
+use crate::policy::model::Document;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -28,18 +28,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// One rehearsal: drain an endpoint or a pool for a while and bring it back
 /// through warm-up, or hand leadership to another replica.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Drill {
-    /// Must be `veer/v1`.
-    pub api_version: Spanned<String>,
-    /// Must be `Drill`.
-    pub kind: Spanned<String>,
-    /// Name (unique across drills).
-    pub metadata: Metadata,
-    /// The drill itself.
-    pub spec: DrillSpec,
-}
+pub type Drill = Document<DrillSpec>;
 
 /// The body of a drill.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -10,7 +10,7 @@ use crate::policy::Loaded;
 use crate::policy::diagnostic::{Diagnostic, Findings};
 use crate::policy::duration;
 use crate::policy::load::UniqueNames;
-use crate::policy::model::{API_VERSION, FailoverPolicy};
+use crate::policy::model::FailoverPolicy;
 use crate::policy::validate::{check_name, check_percent};
 use crate::time::Timestamp;
 use std::path::PathBuf;
@@ -46,9 +46,7 @@ pub fn check_all(parsed: Vec<(PathBuf, Drill)>, loaded: &mut Loaded) {
 /// Checks one drill; `policies` are the loaded policies when known (targets are
 /// checked only then).
 pub fn check_drill(d: &Drill, policies: Option<&[&FailoverPolicy]>, f: &mut Findings<'_>) {
-    if d.api_version.value != API_VERSION {
-        f.error(&d.api_version, format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", d.api_version.value));
-    }
+    d.check_api_version(f);
     check_name(&d.metadata.name, f);
     let spec = &d.spec;
     let target = match DrillTarget::parse(&spec.target.value, spec.policy.as_ref().map(|p| p.value.as_str())) {

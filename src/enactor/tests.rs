@@ -145,18 +145,9 @@ struct RaceBeforeApply {
     backdoor: Arc<dyn Backdoor>,
 }
 
-impl Provider for RaceBeforeApply {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
-    }
-    fn read<'a>(&'a self, n: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.inner.read(n, rtype)
+impl veer_provider::ProviderWrapper for RaceBeforeApply {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
@@ -203,21 +194,12 @@ impl Fence for FenceAfter {
 /// Reports a batch limit of one change (two record sets) per call.
 struct OneChangePerCall(Arc<dyn Provider>);
 
-impl Provider for OneChangePerCall {
-    fn name(&self) -> &str {
-        self.0.name()
+impl veer_provider::ProviderWrapper for OneChangePerCall {
+    fn inner(&self) -> &dyn Provider {
+        &*self.0
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities { batch_records_max: 2, ..self.0.capabilities() }
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.0.zones()
-    }
-    fn read<'a>(&'a self, n: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.0.read(n, rtype)
-    }
-    fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
-        self.0.apply(batch)
     }
 }
 

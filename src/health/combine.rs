@@ -118,15 +118,19 @@ pub fn combine(
         }
     }
 
-    let fresh = |report: &VantageReport, interval: Duration| now.since(report.at) <= interval * FRESH_INTERVALS;
+    // A verdict counts while its last probe is recent, whatever the report's date.
+    let fresh = |at: Timestamp, interval: Duration| now.since(at) <= interval * FRESH_INTERVALS;
+    let verdict = |report: &VantageReport, key: &EndpointKey, interval: Duration| {
+        report.endpoints.get(key).filter(|r| fresh(r.checked_by(report.at), interval)).map(|r| r.verdict)
+    };
     let mut view = HealthView::default();
     for (key, k) in &known {
         let (mut fresh_count, mut down_count) = (0u32, 0u32);
         for (vantage, report) in &latest {
-            if next.impaired.contains_key(*vantage) || !fresh(report, k.interval) {
+            if next.impaired.contains_key(*vantage) || !fresh(report.at, k.interval) {
                 continue;
             }
-            match report.endpoints.get(key).map(|r| r.verdict) {
+            match verdict(report, key, k.interval) {
                 Some(ProbeVerdict::Up) => fresh_count += 1,
                 Some(ProbeVerdict::Down) => {
                     fresh_count += 1;
@@ -147,7 +151,8 @@ pub fn combine(
     }
 
     let usable = latest.iter().any(|(vantage, report)| {
-        !next.impaired.contains_key(*vantage) && known.values().any(|k| fresh(report, k.interval))
+        !next.impaired.contains_key(*vantage)
+            && known.iter().any(|(key, k)| fresh(report.at, k.interval) && verdict(report, key, k.interval).is_some())
     });
     if total > 0 && !usable {
         view.impaired = Some(if next.impaired.is_empty() {
@@ -241,6 +246,7 @@ spec:
                             since: Timestamp(*since),
                             last_latency_ms: None,
                             last_failure: None,
+                            checked: None,
                         },
                     )
                 })
@@ -286,6 +292,30 @@ spec:
         let (view, _) = combine(&[&p], &reports[..1], &CombinerState::default(), Timestamp(10_000));
         assert_eq!(view.impaired.as_deref(), Some("no fresh vantage data"));
         assert_eq!(view.state(&EndpointKey::new("api", "a")), HealthState::Unknown);
+    }
+
+    #[test]
+    fn a_fresh_report_carrying_old_probe_results_does_not_vote() {
+        // A replica resumed after a long pause republishes its pre-pause verdicts
+        // under a new date before its probes have run again.
+        let p = policy();
+        let mut resumed = all("v1", 10_000, Down, 1_000);
+        for e in resumed.endpoints.values_mut() {
+            e.checked = Some(Timestamp(2_000));
+        }
+        let reports = [resumed.clone(), all("v2", 10_000, Up, 0)];
+        let (view, _) = combine(&[&p], &reports, &CombinerState::default(), Timestamp(10_000));
+        let a = view.endpoints[&EndpointKey::new("api", "a")];
+        assert_eq!((a.state, a.vantages_down, a.vantages_fresh), (HealthState::Up, 0, 1));
+        let (view, _) = combine(&[&p], &reports[..1], &CombinerState::default(), Timestamp(10_000));
+        assert_eq!(view.impaired.as_deref(), Some("no fresh vantage data"), "alone, it holds the answers");
+        // One probe since the pause: that endpoint's verdict counts again.
+        resumed.endpoints.get_mut(&EndpointKey::new("api", "a")).unwrap().checked = Some(Timestamp(9_900));
+        let (view, _) =
+            combine(&[&p], &[resumed, all("v2", 10_000, Up, 0)], &CombinerState::default(), Timestamp(10_000));
+        let a = view.endpoints[&EndpointKey::new("api", "a")];
+        assert_eq!((a.state, a.vantages_down, a.vantages_fresh), (HealthState::Down, 1, 2));
+        assert_eq!(view.state(&EndpointKey::new("api", "b")), HealthState::Up);
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl Vantage {
                             since: now,
                             last_latency_ms: None,
                             last_failure: None,
+                            checked: None,
                         },
                     }));
                     self.spawn_slot(Arc::new(target), interval, rise, fall, state)
@@ -327,6 +328,7 @@ impl Shared {
         let changed = state.hysteresis.observe(result.is_success());
         state.report.last_latency_ms = result.latency_ms();
         state.report.last_failure = result.reason();
+        state.report.checked = Some(self.clock.now());
         if let Some(verdict) = changed {
             state.report.verdict = verdict;
             state.report.since = self.clock.now();

@@ -31,6 +31,19 @@ pub struct EndpointReport {
     pub last_latency_ms: Option<u64>,
     /// Short reason of the last failure ("connect refused", "timeout 500ms", "status 503").
     pub last_failure: Option<String>,
+    /// When the last probe completed, on the reporter's clock (absent before the
+    /// first). The combiner judges freshness by it, not by the report's `at`: a
+    /// replica resumed after a pause republishes old verdicts under a new `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<Timestamp>,
+}
+
+impl EndpointReport {
+    /// When this verdict was last confirmed by a probe, within `report_at`:
+    /// the report's own time for reporters that do not say (simulations, older replicas).
+    pub fn checked_by(&self, report_at: Timestamp) -> Timestamp {
+        self.checked.map_or(report_at, |c| c.min(report_at))
+    }
 }
 
 /// Everything one vantage knows at one instant. Its JSON form (replicas send it
@@ -98,6 +111,7 @@ mod tests {
                         since: Timestamp(4_000),
                         last_latency_ms: None,
                         last_failure: Some("connect refused".into()),
+                        checked: Some(Timestamp(1_000)),
                     },
                 ),
                 (
@@ -107,6 +121,7 @@ mod tests {
                         since: Timestamp(0),
                         last_latency_ms: Some(3),
                         last_failure: None,
+                        checked: None,
                     },
                 ),
             ]

@@ -213,6 +213,7 @@ pub struct Held {
 /// | unknown   | –               | any                    | as published             | no data yet: keep                 |
 /// | any       | drain           | any                    | 0                        | no velocity cap; guards unless forced |
 /// | any       | pin             | any                    | pinned weight            | guards unless forced              |
+/// | any       | failover (away) | any                    | 0                        | no velocity cap; guards unless forced |
 /// | all down  | –               | any                    | serve-all: 100 % / keep-last: as published |                     |
 /// | any       | freeze          | any                    | as published             | held                              |
 /// | impaired  | –               | any                    | as published             | held (fail static)                |
@@ -225,8 +226,11 @@ pub struct Held {
 /// (the bridge), and leaves once the new pool is at full weight.
 ///
 /// Order of rules: impaired checker → pin → drains → all-unhealthy → serving pool
-/// → warm-up → guard restores → never-empty → velocity cap → freeze and change
-/// budget (these two hold a plan only when it would change something).
+/// (with a tentative bridge) → warm-up → guard restores → never-empty → bridge end
+/// → velocity cap → freeze and change budget (these two hold a plan only when it
+/// would change something). Each rule reads only what the rules before it decided,
+/// never a forecast of what later rules will do, so re-planning from the published
+/// plan retraces the same decisions (I9).
 ///
 /// # Guarantees
 /// - Deterministic: equal inputs give equal plans (no clock, no I/O, no global RNG).
@@ -234,9 +238,11 @@ pub struct Held {
 /// - I4: automation and unforced overrides never take published capacity below
 ///   `minHealthyEndpoints` / `minCapacityPercent` while healthy capacity could meet them.
 /// - I5: automated removals per `shift.window` stay within `maxRemovePercent` of the
-///   record's capacity; a record changes at most `maxChangesPerHour` times per hour
-///   (forced overrides, fail-open serve-all and first answers excepted); excess is
-///   held and reported.
+///   record's capacity (drains and the pools a failover override moves traffic from
+///   are operator changes, outside it; removals from the serving pools stay within
+///   it); a record changes at most `maxChangesPerHour` times per hour (forced
+///   overrides, fail-open serve-all and first answers excepted); excess is held and
+///   reported.
 /// - I6: an endpoint rises at most one warm-up stage per plan and per `hold`; a failure
 ///   during warm-up resets it once it is removed, and it retries after a jittered backoff.
 /// - I7: an impaired checker holds the last answers; all-unhealthy follows `onAllUnhealthy`.

@@ -2,9 +2,9 @@
 //!
 //! 1. Holds that need no computation: checker impaired (I7).
 //! 2. Pin (operator weights), subject to guards unless forced.
-//! 3. Otherwise the normal path: drains (guards unless forced), serving pool
-//!    (failover), warm-up transitions, all-unhealthy, guard restores, the velocity
-//!    cap on automated removals, never-empty.
+//! 3. Otherwise the normal path: drains (guards unless forced), all-unhealthy,
+//!    serving pool (failover, with a tentative bridge), warm-up transitions, guard
+//!    restores, never-empty, the bridge's end, the velocity cap on automated removals.
 //! 4. Holds that need the result: freeze and `maxChangesPerHour` hold a plan only
 //!    when it would change something, so the held decisions can be shown.
 
@@ -423,6 +423,12 @@ impl Ctx<'_, '_> {
         in_pool.iter().any(|m| *m) && self.floor.unmet(self.eps, &in_pool, self.pools).is_none()
     }
 
+    /// Whether endpoint `i` is a member of `bridge`, the pool that served until
+    /// now: published at a warm level, it keeps serving while the active pool warms up.
+    fn bridges(&self, i: usize, bridge: Option<usize>) -> bool {
+        Some(self.eps[i].pool) == bridge && self.is_published[i] && self.warm[i].level(self.stages) > 0.0
+    }
+
     /// Provider weights for an outcome.
     fn weights(&self, outcome: &Outcome, published: &[u32]) -> Vec<u32> {
         if outcome.hold_all {
@@ -572,12 +578,21 @@ impl Ctx<'_, '_> {
             return self.all_unhealthy(&drained);
         }
 
-        // Failover: the serving pool, and the pool that bridges its warm-up.
+        // Failover: the serving pool, and the pool that bridges its warm-up. The
+        // bridge is tentative here: whether the serving pool is warm is known only
+        // once warm-up, guard restores and never-empty have decided its endpoints,
+        // and the bridge ends below if it is. Deciding that from those decisions (not
+        // from a forecast of them) keeps one answer to "who serves" for every later
+        // rule, the same answer that re-planning from the published plan finds (I9).
         let mut serving: Vec<bool> = vec![true; n];
         let mut bridge_pool = None;
         let mut immediate = false;
         let mut forced_pool = false;
         let mut active_pool = None;
+        // The serving pool was chosen by an operator's failover override: endpoints
+        // of the pools it takes traffic from leave as operator changes, outside the
+        // velocity cap (I5 bounds automated removals, as the simulator's checker does).
+        let mut operator_pool = false;
         if spec.routing.value == crate::policy::model::Routing::Failover {
             let mut active = None;
             if let Some(o) = overrides.failover
@@ -588,6 +603,7 @@ impl Ctx<'_, '_> {
                         active = Some(index);
                         immediate = *now_flag;
                         forced_pool = o.force;
+                        operator_pool = true;
                     }
                     Some(_) => self.hold_note(
                         None,
@@ -608,43 +624,35 @@ impl Ctx<'_, '_> {
                 .or_else(|| (0..self.pools).find(|p| (0..n).any(|i| available[i] && self.eps[i].pool == *p)));
             if let Some(active) = active {
                 active_pool = Some(active);
-                // Whether the active pool is still warming once this plan's warm-up
-                // steps are taken (so that re-planning at once yields the same bridge).
-                let hold = spec.warmup.hold();
-                let last = self.stages.len() - 1;
-                let full_after = |i: usize| match self.warm[i] {
-                    WarmupState::Full => true,
-                    WarmupState::Warming { stage, since, .. } => {
-                        immediate || (stage_done(since, now, hold) && stage + 1 >= last)
-                    }
-                    WarmupState::Out { retry_at, .. } => (immediate || last == 0) && now >= retry_at,
-                };
-                let warming = (0..n).any(|i| self.eps[i].pool == active && available[i] && !full_after(i));
-                let bridge = if warming {
-                    (0..self.pools).filter(|p| *p != active).find(|p| {
-                        (0..n).any(|i| {
-                            self.eps[i].pool == *p
-                                && available[i]
-                                && self.is_published[i]
-                                && self.warm[i].level(self.stages) > 0.0
-                        })
-                    })
-                } else {
-                    None
-                };
-                bridge_pool = bridge;
+                // The pool that served until now: the first other pool with healthy
+                // published members. A bridge needs an active pool that can warm up.
+                let warmable = (0..n).any(|i| self.eps[i].pool == active && available[i]);
+                bridge_pool = (0..self.pools)
+                    .filter(|p| *p != active && warmable)
+                    .find(|p| (0..n).any(|i| available[i] && self.bridges(i, Some(*p))));
                 for (i, serves) in serving.iter_mut().enumerate() {
-                    let pool = self.eps[i].pool;
-                    *serves = pool == active
-                        || (Some(pool) == bridge && self.is_published[i] && self.warm[i].level(self.stages) > 0.0);
+                    *serves = self.eps[i].pool == active || self.bridges(i, bridge_pool);
                 }
             }
         }
+        let active_name = active_pool.map_or("none", |p| spec.pools.value[p].name.value.as_str());
+        let not_serving = |e: &Ep<'_>| Decision {
+            level: 0.0,
+            next: WarmupState::Out { retry_at: now, attempts: 0 },
+            reason: Some(format!(
+                "{} pool {} is not serving (failover to {active_name}) → weight 0",
+                e.id, e.pool_name
+            )),
+            forced: false,
+        };
 
         // Warm-up transitions and desired levels.
         let hold = spec.warmup.hold();
         let last = self.stages.len() - 1;
         let join_limit = spec.warmup.max_join_percent() / 100.0 * self.total as f64;
+        // At 100 % there is no cap: a rejoin is never held because the first
+        // publish (every endpoint joining at once) used the whole window.
+        let join_capped = spec.warmup.max_join_percent() < 100.0;
         let mut joined: f64 = self.state.joins.iter().map(|j| j.capacity as f64).sum();
         let mut joined_count = self.state.joins.len();
         let mut joins = Vec::new();
@@ -700,14 +708,7 @@ impl Ctx<'_, '_> {
                     forced: false,
                 }
             } else if !serving[i] {
-                let active = active_pool.map_or("none", |p| spec.pools.value[p].name.value.as_str());
-                let reason = format!("{} pool {} is not serving (failover to {active}) → weight 0", e.id, e.pool_name);
-                Decision {
-                    level: 0.0,
-                    next: WarmupState::Out { retry_at: now, attempts: 0 },
-                    reason: Some(reason),
-                    forced: false,
-                }
+                not_serving(e)
             } else {
                 match warm {
                     WarmupState::Full => Decision { level: 1.0, next: warm, reason: None, forced: false },
@@ -746,7 +747,10 @@ impl Ctx<'_, '_> {
                                 ),
                             );
                             Decision { level: 0.0, next: warm, reason: None, forced: false }
-                        } else if self.set_only && joined_count > 0 && joined + e.capacity as f64 > join_limit + EPSILON
+                        } else if self.set_only
+                            && join_capped
+                            && joined_count > 0
+                            && joined + e.capacity as f64 > join_limit + EPSILON
                         {
                             self.hold_note(
                                 Some(e.id),
@@ -861,26 +865,19 @@ impl Ctx<'_, '_> {
             }
         }
 
-        // A bridge ends as soon as the serving pool is warm — also when a guard warmed
-        // it in this very plan, so that re-planning does not end it one plan later.
+        // The bridge ends once the serving pool is warm, counting what guards and
+        // never-empty brought in this very plan: its members are then not serving,
+        // decided as the rules above decide a pool that is not serving.
         if let (Some(bridge), Some(active)) = (bridge_pool, active_pool) {
             let warm_now = (0..n)
                 .filter(|i| self.eps[*i].pool == active && available[*i])
                 .all(|i| decisions[i].next == WarmupState::Full);
             if warm_now {
-                let active_name = &spec.pools.value[active].name.value;
-                let bridging: Vec<usize> =
-                    (0..n).filter(|i| self.eps[*i].pool == bridge && decisions[*i].level > 0.0).collect();
-                for i in bridging {
-                    let e = &self.eps[i];
-                    let reason =
-                        format!("{} pool {} is not serving (failover to {active_name}) → weight 0", e.id, e.pool_name);
-                    decisions[i] = Decision {
-                        level: 0.0,
-                        next: WarmupState::Out { retry_at: now, attempts: 0 },
-                        reason: Some(reason),
-                        forced: false,
-                    };
+                for i in (0..n).filter(|i| self.bridges(*i, Some(bridge))) {
+                    serving[i] = false;
+                    if available[i] {
+                        decisions[i] = not_serving(&self.eps[i]);
+                    }
                 }
             }
         }
@@ -893,6 +890,9 @@ impl Ctx<'_, '_> {
             let mut c: Vec<usize> = (0..n)
                 .filter(|i| self.is_published[*i] && decisions[*i].level == 0.0 && drained[*i].is_none())
                 .filter(|i| self.eps[*i].state() != HealthState::Unknown)
+                // Leaving a pool an operator's failover took the traffic from is an
+                // operator change; removals from the serving pools stay capped.
+                .filter(|i| !operator_pool || serving[*i])
                 .collect();
             // Unhealthy endpoints first: they are the removals that protect users.
             c.sort_by_key(|i| (self.eps[*i].state() != HealthState::Down, *i));

@@ -372,6 +372,30 @@ fn set_only_records_rejoin_in_stages_of_max_join_percent() {
 }
 
 #[test]
+fn at_max_join_percent_100_a_rejoin_is_never_held() {
+    let mut w = World::new(
+        "  routing: weighted
+  pools:
+    - name: p
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+        - { id: b, address: 192.0.2.2 }
+  shift: { maxRemovePercent: 100 }
+  warmup: { stages: [100], hold: 60s, maxJoinPercent: 100 }
+  guards: { minCapacityPercent: 0, minHealthyEndpoints: 1 }
+",
+    );
+    w.weighting = Weighting::SetOnly;
+    assert_eq!(World::weights(&w.step(S)), [("a", 1), ("b", 1)], "both join at once");
+    w.set("b", HealthState::Down);
+    assert_eq!(World::weights(&w.step(S)), [("a", 1)]);
+    w.set("b", HealthState::Up);
+    let r = w.step(S);
+    assert!(!r.held.iter().any(|h| h.cause == HoldCause::JoinCap), "{:?}", r.held);
+    assert_eq!(World::weights(&r), [("a", 1), ("b", 1)], "b rejoins within the same hold: {:?}", r.held);
+}
+
+#[test]
 fn failover_serves_the_first_qualifying_pool_and_returns_through_warm_up() {
     let mut w = World::new(
         "  routing: failover
@@ -557,6 +581,111 @@ fn a_failover_override_moves_traffic_through_warm_up_unless_immediate() {
     let r = w.step(S);
     assert_eq!(World::weights(&r), [("c", 255), ("d", 255)]);
     assert!(r.changes.iter().any(|c| c.reason.contains("warm-up skipped")), "{:?}", r.changes);
+}
+
+#[test]
+fn a_failover_now_moves_the_old_pool_out_in_one_plan_outside_the_velocity_cap() {
+    // Automation may remove a quarter of the capacity per window; the primary is half.
+    let quarter = TWO_POOLS_FAILOVER.replace("maxRemovePercent: 100", "maxRemovePercent: 25");
+    let mut w = World::new(&quarter);
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)], "held: {:?}", r.held);
+    assert!(r.held.iter().all(|h| h.cause != HoldCause::Velocity), "{:?}", r.held);
+    assert!(w.state.records["api"].removals.is_empty(), "an operator change uses no velocity budget");
+    assert!(w.step(Duration::ZERO).changes.is_empty(), "re-planning changes nothing");
+
+    // The guard still refuses a failover to a pool without the capacity.
+    let mut w = World::new(&quarter);
+    w.step(S);
+    w.settle();
+    w.set("c", HealthState::Down);
+    w.set("d", HealthState::Down);
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("a", 255), ("b", 255)]);
+    assert!(
+        r.held.iter().any(|h| h.cause == HoldCause::Guard && h.reason.contains("lacks healthy capacity")),
+        "{:?}",
+        r.held
+    );
+}
+
+#[test]
+fn under_a_failover_override_removals_for_health_in_the_serving_pool_stay_capped() {
+    // 500 of capacity, a fifth per window: one endpoint.
+    let mut w = World::new(
+        "  routing: failover
+  pools:
+    - name: primary
+      endpoints:
+        - { id: a, address: 192.0.2.1 }
+        - { id: b, address: 192.0.2.2 }
+    - name: standby
+      endpoints:
+        - { id: c, address: 192.0.2.3 }
+        - { id: d, address: 192.0.2.4 }
+        - { id: e, address: 192.0.2.5 }
+  shift: { maxRemovePercent: 20, window: 5m }
+  warmup: { stages: [50, 100], hold: 10s }
+  guards: { minCapacityPercent: 30 }
+",
+    );
+    w.step(S);
+    w.settle();
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255), ("e", 255)], "40% left at once: {:?}", r.held);
+    w.set("c", HealthState::Down);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("d", 255), ("e", 255)]);
+    w.set("d", HealthState::Down);
+    let r = w.step(S);
+    assert_eq!(World::weights(&r), [("d", 255), ("e", 255)], "the window's budget is used");
+    assert!(
+        r.held.iter().any(|h| h.cause == HoldCause::Velocity && h.endpoint.as_deref() == Some("d")),
+        "{:?}",
+        r.held
+    );
+}
+
+#[test]
+fn a_guard_restore_that_warms_the_serving_pool_ends_the_bridge_as_re_planning_would() {
+    // The primary is down to `a` (b failed; its removal used the window's budget), the
+    // standby's `d` is healthy but still in its backoff after a failed warm-up. An
+    // operator fails over --now: `c` joins at full weight, the guard restores `d` (each
+    // pool alone is below minHealthyEndpoints 2), so the standby is warm and the bridge
+    // through `a` ends in this very plan — as re-planning from the published plan finds.
+    let mut w =
+        World::new(&TWO_POOLS_FAILOVER.replace("maxRemovePercent: 100", "maxRemovePercent: 25").replace(
+            "guards: { minCapacityPercent: 50 }",
+            "guards: { minHealthyEndpoints: 2, minCapacityPercent: 50 }",
+        ));
+    w.now = Timestamp(100_000);
+    w.set("b", HealthState::Down);
+    w.observed.insert("api".into(), ObservedRecord { answers: [("a".into(), 255)].into() });
+    let out = WarmupState::Out { retry_at: w.now, attempts: 0 };
+    let backoff = WarmupState::Out { retry_at: w.now.add(Duration::from_secs(60)), attempts: 1 };
+    w.state.records.insert(
+        "api".into(),
+        RecordState {
+            endpoints: [("a", WarmupState::Full), ("b", out), ("c", out), ("d", backoff)]
+                .into_iter()
+                .map(|(id, s)| (id.to_string(), s))
+                .collect(),
+            removals: vec![Removal { at: w.now, endpoint: "b".into(), capacity: 100 }],
+            ..RecordState::default()
+        },
+    );
+    failover_to(&mut w, "standby", true, false);
+    let r = w.step(Duration::ZERO);
+    assert_eq!(World::weights(&r), [("c", 255), ("d", 255)], "held: {:?}", r.held);
+    assert!(r.changes.iter().any(|c| c.endpoint == "d" && c.reason.contains("guard needs it")), "{:?}", r.changes);
+    assert!(r.changes.iter().any(|c| c.endpoint == "a" && c.reason.contains("not serving")), "{:?}", r.changes);
+    let again = w.step(Duration::ZERO);
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
 }
 
 #[test]

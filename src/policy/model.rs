@@ -14,19 +14,34 @@ pub use veer_provider::RecordName;
 /// The only apiVersion this build reads.
 pub const API_VERSION: &str = "veer/v1";
 
-/// One failover policy: a DNS name, its endpoints in pools, and how veer moves traffic.
+/// Every veer document: the header all kinds share and a kind's `spec`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FailoverPolicy {
+pub struct Document<Spec> {
     /// Must be `veer/v1`.
     pub api_version: Spanned<String>,
-    /// Must be `FailoverPolicy`.
+    /// The kind (`FailoverPolicy`, `Drill`, `Chaos`, `Scenario`).
     pub kind: Spanned<String>,
-    /// Name and labels.
+    /// The document's name.
     pub metadata: Metadata,
-    /// The policy itself.
-    pub spec: PolicySpec,
+    /// The kind's body.
+    pub spec: Spec,
 }
+
+impl<Spec> Document<Spec> {
+    /// Reports an `apiVersion` other than [`API_VERSION`].
+    pub fn check_api_version(&self, f: &mut super::diagnostic::Findings<'_>) {
+        if self.api_version.value != API_VERSION {
+            f.error(
+                &self.api_version,
+                format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", self.api_version.value),
+            );
+        }
+    }
+}
+
+/// One failover policy: a DNS name, its endpoints in pools, and how veer moves traffic.
+pub type FailoverPolicy = Document<PolicySpec>;
 
 /// Document metadata.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -201,6 +201,12 @@ pub const CONFIG_FIELDS: &[Field] = &[
     f("providers.<name>.hostedZoneIds", "list", "looked up by name", "route53: hosted zone ids"),
     f("providers.<name>.budget.callsPerSecond", "number", "5 (route53), 20", "sustained API calls per second"),
     f("providers.<name>.budget.burst", "count", "5 (route53), 20", "token bucket size"),
+    f(
+        "providers.<name>.resyncEvery",
+        "duration",
+        "0s (embedded, rfc2136, powerdns), 30s",
+        "how long the read of a record nothing wants to change is reused; a round that would write reads again first",
+    ),
 ];
 
 fn table(title: &str, fields: &[Field]) -> String {

@@ -11,9 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Checks one policy on its own; `providers` is the controller config's provider
 /// map when one is known (provider references are checked only then).
 pub fn check_policy(p: &FailoverPolicy, providers: Option<&BTreeMap<String, ProviderConfig>>, f: &mut Findings<'_>) {
-    if p.api_version.value != API_VERSION {
-        f.error(&p.api_version, format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", p.api_version.value));
-    }
+    p.check_api_version(f);
     check_name(&p.metadata.name, f);
     let spec = &p.spec;
     if let Some(ttl) = spec.record.ttl.as_ref().filter(|t| !(1..=86_400).contains(&t.value)) {

@@ -240,7 +240,15 @@ impl RecordWatch<'_> {
         // I5
         let shift = &policy.spec.shift;
         for id in previous.keys().filter(|id| !current.contains_key(*id)) {
-            let operator = drained(id) || a.pinned || a.failover.is_some() || a.forced;
+            // A failover override moves traffic off the other pools; removals
+            // from the pool it serves from are automation's and stay capped.
+            let failed_over = a.failover.is_some_and(|o| match &o.action {
+                OverrideAction::FailoverToPool { pool, .. } => {
+                    policy.endpoints().any(|(p, e)| e.id.value == *id && p.name.value != *pool)
+                }
+                _ => false,
+            });
+            let operator = drained(id) || a.pinned || failed_over || a.forced;
             if !operator {
                 self.removals.push_back((now, capacity(policy, id)));
             }
@@ -492,6 +500,28 @@ spec:
         assert!(c.violations.is_empty(), "{:?}", c.violations);
         c.observe(Timestamp(2000), &view(&["a", "b", "c"]), &[], &published(&[("d", 255)]));
         assert_eq!(invariants(&c), ["I5"]);
+    }
+
+    #[test]
+    fn a_failover_exempts_removals_from_the_pools_it_leaves_not_from_the_one_it_serves() {
+        let mut p = policy();
+        p.spec.shift = serde_saphyr::from_str("{ maxRemovePercent: 25 }").unwrap();
+        let failover = Override {
+            id: "o-1".into(),
+            action: OverrideAction::FailoverToPool { record: "api".into(), pool: "west".into(), immediate: true },
+            reason: "test".into(),
+            author: "t".into(),
+            created_at: Timestamp(0),
+            expires_at: None,
+            force: false,
+        };
+        let overrides = [failover];
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&[]), &overrides, &published(&[("c", 255), ("d", 255)]));
+        assert!(c.violations.is_empty(), "east leaving is the operator's change: {:?}", c.violations);
+        let mut c = Checker::new(&[&p], Weighting::Weighted { max_weight: 255 }, &published(&FULL));
+        c.observe(Timestamp(1000), &view(&["c", "d"]), &overrides, &published(&[("a", 255), ("b", 255)]));
+        assert_eq!(invariants(&c), ["I5"], "the served pool's own endpoints leave for health: capped");
     }
 
     #[test]

@@ -140,7 +140,10 @@ pub fn run(scenario: &Scenario, policies: &[LoadedPolicy]) -> Run {
                             Some(at) => (ProbeVerdict::Down, *at),
                             None => (*verdict, *since),
                         };
-                        (key.clone(), EndpointReport { verdict, since, last_latency_ms: None, last_failure: None })
+                        (
+                            key.clone(),
+                            EndpointReport { verdict, since, last_latency_ms: None, last_failure: None, checked: None },
+                        )
                     })
                     .collect(),
             })

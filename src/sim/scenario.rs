@@ -5,10 +5,10 @@
 //! whose fields say which kind it is (internally tagged enums lose positions).
 
 use crate::planner::{FreezeScope, Override, OverrideAction, Target};
+use crate::policy::FailoverPolicy;
 use crate::policy::diagnostic::{Diagnostic, Findings};
 use crate::policy::duration::PolicyDuration;
 use crate::policy::source::{self, DocumentKind};
-use crate::policy::{FailoverPolicy, model::API_VERSION};
 use crate::time::Timestamp;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -26,27 +26,8 @@ pub enum Capability {
     SetOnly,
 }
 
-/// A scenario document as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ScenarioDocument {
-    /// Must be `veer/v1`.
-    pub api_version: Spanned<String>,
-    /// `Scenario`.
-    pub kind: Spanned<String>,
-    /// The name printed in the output.
-    pub metadata: ScenarioMetadata,
-    /// The scenario.
-    pub spec: ScenarioSpec,
-}
-
-/// Scenario metadata.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioMetadata {
-    /// Scenario name.
-    pub name: Spanned<String>,
-}
+/// A scenario document as written (`kind: Scenario`); its name is printed in the output.
+pub type ScenarioDocument = crate::policy::model::Document<ScenarioSpec>;
 
 /// The body of a scenario.
 #[derive(Debug, Deserialize)]
@@ -282,12 +263,7 @@ pub fn resolve(
     policies: &[&FailoverPolicy],
 ) -> Result<Scenario, Vec<Diagnostic>> {
     let mut f = Findings::new(path, document.kind.referenced);
-    if document.api_version.value != API_VERSION {
-        f.error(
-            &document.api_version,
-            format!("unsupported apiVersion `{}` (expected `{API_VERSION}`)", document.api_version.value),
-        );
-    }
+    document.check_api_version(&mut f);
     let spec = &document.spec;
     let duration = spec.duration.value.get();
     if duration.is_zero() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake::{CLIENT_SECRET, Fake, start_fake, start_fake_with};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{
     Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName, RecordSet, RecordType,
 };
@@ -233,7 +234,7 @@ async fn workload_identity_sends_the_current_federated_token_and_rereads_it_on_r
 
 #[tokio::test]
 async fn credentials_never_appear_in_debug_output_errors_or_logs() {
-    let logs = support::LogCapture::start();
+    let logs = veer_provider_testbed::LogCapture::start();
     let (fake, p) = start_fake().await;
     publish(&p, "api.example.com.", &["192.0.2.10"], 1).await.unwrap();
     fake.advance(Duration::from_secs(4000));

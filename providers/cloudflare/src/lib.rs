@@ -184,13 +184,7 @@ impl CloudflareProvider {
         if config.zones.is_empty() {
             return Err(ProviderError::Rejected(format!("provider `{}` has no zones", config.name)));
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout)
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("veer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Rejected(format!("cannot build the HTTP client: {e}")))?;
+        let client = veer_provider::http::client(config.request_timeout)?;
         Ok(Self { config, client, zone_ids: Mutex::default() })
     }
 

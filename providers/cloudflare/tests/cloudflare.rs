@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake::{Fake, TOKEN, start_fake, start_fake_with};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{
     Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName, RecordSet, RecordType,
 };
@@ -252,7 +253,7 @@ async fn a_name_owned_by_another_cluster_is_refused_before_any_request() {
 
 #[tokio::test]
 async fn the_api_token_never_appears_in_debug_output_errors_or_logs() {
-    let logs = support::LogCapture::start();
+    let logs = veer_provider_testbed::LogCapture::start();
     let (fake, p) = start_fake().await;
     publish(&p, "api.example.com.", &["192.0.2.10"], 1).await.unwrap();
     fake.with(|s| {

@@ -37,7 +37,7 @@
 //! interleave. On virtual time (tokio paused) a run therefore replays exactly.
 //! Windows are measured from the wrapper's creation on tokio's clock.
 
-use crate::provider::{Capabilities, ChangeBatch, Observed, Provider, ProviderFuture};
+use crate::provider::{ChangeBatch, Observed, Provider, ProviderFuture};
 use crate::{ProviderError, RecordName, RecordType};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -449,17 +449,9 @@ fn write_key(batch: &ChangeBatch) -> u64 {
 
 const INJECTED: &str = "injected by chaos";
 
-impl Provider for Chaotic {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Chaotic {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
 
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {

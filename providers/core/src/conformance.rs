@@ -3,7 +3,8 @@
 //! Each provider's tests build a [`Harness`] (the provider, its zone, and a
 //! [`Backdoor`] that writes behind veer's back, as a competing writer or a human
 //! would) and invoke [`provider_battery!`](crate::provider_battery), which expands
-//! into one `#[tokio::test]` per property:
+//! into one `#[tokio::test]` per property (providers tested against a stateful
+//! fake of their API implement [`ApiFake`] for it and need nothing else):
 //!
 //! - read → apply → read round trips (create, change, remove answers);
 //! - an apply built on a stale read is a `Conflict` and nothing is half-applied;
@@ -54,14 +55,66 @@ pub struct Harness {
     pub keep_alive: Arc<dyn std::any::Any + Send + Sync>,
 }
 
+impl Harness {
+    /// A harness on a stateful API fake: `provider` talks to `fake`, the battery
+    /// uses the fake's zone and writes behind the provider's back by editing the
+    /// fake's state. The fake (and the server it runs) lives as long as the harness.
+    pub fn on_fake<F: ApiFake>(fake: F, provider: impl Provider + 'static) -> Self {
+        let fake = Arc::new(fake);
+        Harness {
+            provider: Arc::new(provider),
+            zone: fake.zone().clone(),
+            backdoor: Arc::new(FakeBackdoor(fake.clone())),
+            keep_alive: fake,
+        }
+    }
+}
+
+/// A stateful in-process fake of a provider's API, as the HTTP providers' tests
+/// serve on loopback: its back door edits its state directly, at once.
+/// [`provider_battery!`](crate::provider_battery)`(fake: start)` runs the
+/// battery on one, where `start` is an async function returning the fake and a
+/// provider pointed at it.
+pub trait ApiFake: Send + Sync + 'static {
+    /// The zone the fake serves, where the battery may create names.
+    fn zone(&self) -> &RecordName;
+    /// Replaces the answers of `name`/`rtype` with `values` (empty: removes them).
+    fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]);
+    /// Replaces the TXT values at `name` with `text` (`None`: removes them).
+    fn set_txt(&self, name: &RecordName, text: Option<&str>);
+}
+
+/// An [`ApiFake`] seen as a [`Backdoor`].
+struct FakeBackdoor<F>(Arc<F>);
+
+impl<F: ApiFake> Backdoor for FakeBackdoor<F> {
+    fn set_answers<'a>(&'a self, name: &'a RecordName, rtype: RecordType, values: &'a [String]) -> BackdoorFuture<'a> {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.0.set_answers(name, rtype, &values);
+        Box::pin(async {})
+    }
+    fn set_txt<'a>(&'a self, name: &'a RecordName, text: Option<&'a str>) -> BackdoorFuture<'a> {
+        self.0.set_txt(name, text);
+        Box::pin(async {})
+    }
+}
+
 /// The owner id the battery writes as.
 pub const OWNER: &str = "veer-conformance";
 
 /// Expands into one `#[tokio::test]` per conformance property. `$make` is an async
 /// function returning `Option<Harness>`; `None` skips the test (a server binary is
-/// missing outside CI).
+/// missing outside CI). `fake: $start` runs it on an [`ApiFake`](crate::conformance::ApiFake): `$start` is an
+/// async function returning the fake and a provider pointed at it.
 #[macro_export]
 macro_rules! provider_battery {
+    (fake: $start:path) => {
+        async fn harness_on_fake() -> Option<$crate::conformance::Harness> {
+            let (fake, provider) = $start().await;
+            Some($crate::conformance::Harness::on_fake(fake, provider))
+        }
+        $crate::provider_battery!(harness_on_fake);
+    };
     ($make:path) => {
         mod provider_battery {
             use super::*;
@@ -467,15 +520,9 @@ impl Counting {
     }
 }
 
-impl Provider for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Counting {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         self.record(false);
@@ -522,15 +569,9 @@ impl Faulty {
     }
 }
 
-impl Provider for Faulty {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Faulty {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         let fault = self.read_faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();

@@ -4,7 +4,7 @@
 //! looks like to veer ([`RecordSet`], [`Answer`]), the ownership record that makes
 //! every write conditional ([`OwnershipRecord`]), what a provider can do
 //! ([`Capabilities`]) and the narrow [`Provider`] trait each provider implements
-//! (SPEC §5).
+//! (SPEC §5); wrappers in front of a provider implement [`ProviderWrapper`].
 
 mod budget;
 mod chaos;
@@ -19,6 +19,7 @@ mod provider;
 mod record;
 mod resilient;
 mod retry;
+mod wrapper;
 
 pub use budget::{ApiBudget, BudgetConfig, BudgetError};
 pub use chaos::{
@@ -31,3 +32,4 @@ pub use provider::{Capabilities, CasPrimitive, Change, ChangeBatch, Observed, Pr
 pub use record::{Answer, RecordSet, RecordType};
 pub use resilient::{Resilient, Settled, settle};
 pub use retry::{FullJitter, RetryBudget, RetryPolicy};
+pub use wrapper::ProviderWrapper;

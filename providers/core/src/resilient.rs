@@ -29,7 +29,7 @@
 //! and the jittered delay. Sleeps use tokio time (virtual in tests).
 
 use crate::budget::ApiBudget;
-use crate::provider::{Capabilities, ChangeBatch, Observed, Provider, ProviderFuture};
+use crate::provider::{ChangeBatch, Observed, Provider, ProviderFuture};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::{ProviderError, RecordName, RecordType};
 use rand::rngs::StdRng;
@@ -173,17 +173,9 @@ impl Resilient {
     }
 }
 
-impl Provider for Resilient {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl crate::ProviderWrapper for Resilient {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
 
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {

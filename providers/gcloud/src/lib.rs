@@ -155,13 +155,7 @@ impl GcloudProvider {
         if config.zones.is_empty() {
             return Err(ProviderError::Rejected(format!("provider `{}` has no zones", config.name)));
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout)
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("veer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Rejected(format!("cannot build the HTTP client: {e}")))?;
+        let client = veer_provider::http::client(config.request_timeout)?;
         let tokens = TokenCache::new(clock, config.token_refresh_before);
         let managed_zones = Mutex::new(config.managed_zones.clone());
         Ok(Self { config, client, tokens, managed_zones, last_read: Mutex::default() })

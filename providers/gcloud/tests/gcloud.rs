@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake::{Fake, start_fake, start_fake_with};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{
     Answer, Change, ChangeBatch, Observed, OwnershipRecord, Provider, ProviderError, RecordName, RecordSet, RecordType,
 };
@@ -269,7 +270,7 @@ async fn the_metadata_server_supplies_tokens_when_configured() {
 
 #[tokio::test]
 async fn the_private_key_never_appears_in_debug_output_errors_or_logs() {
-    let logs = support::LogCapture::start();
+    let logs = veer_provider_testbed::LogCapture::start();
     let key = ServiceAccountKey::from_json(support::fake::KEY_FILE).unwrap();
     let marker = key.private_key_id.clone().unwrap();
     let pem_line = support::fake::KEY_FILE.lines().find(|l| l.contains("private_key\"")).unwrap();

@@ -61,15 +61,9 @@ impl Storm {
     }
 }
 
-impl Provider for Storm {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> veer_provider::Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl veer_provider::ProviderWrapper for Storm {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, n: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         self.maybe_throttle(Op::ListResourceRecordSets);

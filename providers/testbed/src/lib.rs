@@ -7,6 +7,17 @@
 //!
 //! A missing server binary fails loudly in CI (env `CI` set, with the Debian package
 //! to install) and skips the test elsewhere, with a message on stderr.
+//!
+//! With feature `http-fake`, for the HTTP API providers' tests: [`http_server`]
+//! serves their stateful fakes on loopback, and [`LogCapture`] collects what a
+//! test binary logs.
+
+#[cfg(feature = "http-fake")]
+pub mod http_server;
+#[cfg(feature = "http-fake")]
+mod log_capture;
+#[cfg(feature = "http-fake")]
+pub use log_capture::LogCapture;
 
 use std::fmt;
 use std::io::Read;

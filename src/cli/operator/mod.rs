@@ -12,9 +12,9 @@ pub(crate) mod model;
 mod mutate;
 mod status;
 pub(crate) mod target;
-mod term;
+pub(super) mod term;
 
-use super::check::Output;
+use super::Output;
 use super::client::{AdminClient, ClientError, ServerArgs};
 use crate::planner::OverrideAction;
 use std::process::ExitCode;

@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use veer_provider::conformance::Backdoor;
-use veer_provider::{
-    Capabilities, ChangeBatch, Observed, Provider, ProviderError, ProviderFuture, RecordName, RecordType,
-};
+use veer_provider::{ChangeBatch, Observed, Provider, ProviderError, ProviderFuture, RecordName, RecordType};
 
 /// One write that reached the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,18 +178,9 @@ impl Recorder {
     }
 }
 
-impl Provider for Recorder {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
-    }
-    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.inner.read(name, rtype)
+impl veer_provider::ProviderWrapper for Recorder {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         Box::pin(self.apply_observed(batch))
@@ -202,18 +191,9 @@ impl Provider for Recorder {
 /// whatever the backend holds (the safety mechanism of I2, switched off).
 pub struct Unconditional(pub Arc<dyn Provider>);
 
-impl Provider for Unconditional {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.0.zones()
-    }
-    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.0.read(name, rtype)
+impl veer_provider::ProviderWrapper for Unconditional {
+    fn inner(&self) -> &dyn Provider {
+        &*self.0
     }
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
@@ -238,18 +218,9 @@ pub struct TwoStep {
     pub gap: Duration,
 }
 
-impl Provider for TwoStep {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
-    }
-    fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
-        self.inner.read(name, rtype)
+impl veer_provider::ProviderWrapper for TwoStep {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         Box::pin(async move {

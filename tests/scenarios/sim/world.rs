@@ -26,8 +26,8 @@ use veer::policy::source::DocumentText;
 use veer::time::Timestamp;
 use veer_provider::conformance::MemoryProvider;
 use veer_provider::{
-    ApiBudget, BudgetConfig, Capabilities, ChangeBatch, Chaotic, FaultRule, Observed, Provider, ProviderFuture,
-    RecordName, RecordType, Resilient, RetryBudget, RetryPolicy,
+    ApiBudget, BudgetConfig, ChangeBatch, Chaotic, FaultRule, Observed, Provider, ProviderFuture, RecordName,
+    RecordType, Resilient, RetryBudget, RetryPolicy,
 };
 
 /// The zone every generated record lives in.
@@ -358,15 +358,9 @@ impl Hooked {
     }
 }
 
-impl Provider for Hooked {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl veer_provider::ProviderWrapper for Hooked {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         let crash = self.crash.as_ref().and_then(|c| c.hit(false).map(|after| (c, after)));
@@ -679,15 +673,9 @@ struct Tap {
     layer: Layer,
 }
 
-impl Provider for Tap {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn zones(&self) -> &[RecordName] {
-        self.inner.zones()
+impl veer_provider::ProviderWrapper for Tap {
+    fn inner(&self) -> &dyn Provider {
+        &*self.inner
     }
     fn read<'a>(&'a self, name: &'a RecordName, rtype: RecordType) -> ProviderFuture<'a, Observed> {
         Box::pin(async move {

@@ -19,10 +19,11 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_azure::{AzureConfig, AzureCredential, AzureProvider, Clock, Secret};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const CLIENT_SECRET: &str = "az-SECRET-client-5e4d3c2b";
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -111,29 +112,6 @@ impl Fake {
         full[..full.len() - self.zone.as_str().len() - 1].to_string()
     }
 
-    /// Backdoor: replaces the answers of `name` (empty removes the record set).
-    pub fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
-        let relative = self.relative(name);
-        self.with(|s| {
-            if values.is_empty() {
-                s.sets.remove(&(rtype.to_string(), relative));
-            } else {
-                s.put_set(&rtype.to_string(), &relative, values, 60);
-            }
-        });
-    }
-
-    /// Backdoor: replaces the TXT values at `name` (`None` removes the record set).
-    pub fn set_txt(&self, name: &RecordName, text: Option<&str>) {
-        let relative = self.relative(name);
-        self.with(|s| match text {
-            Some(t) => s.put_set("TXT", &relative, &[t], 300),
-            None => {
-                s.sets.remove(&("TXT".into(), relative));
-            }
-        });
-    }
-
     pub fn values(&self, name: &RecordName, rtype: &str) -> Vec<String> {
         let relative = self.relative(name);
         self.with(|s| s.values(rtype, &relative))
@@ -145,6 +123,36 @@ impl Fake {
 
     pub fn advance(&self, by: Duration) {
         *self.now.lock().unwrap() += by;
+    }
+}
+
+/// The back door the conformance battery writes through.
+impl ApiFake for Fake {
+    fn zone(&self) -> &RecordName {
+        &self.zone
+    }
+
+    /// Replaces the answers of `name` (empty removes the record set).
+    fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
+        let relative = self.relative(name);
+        self.with(|s| {
+            if values.is_empty() {
+                s.sets.remove(&(rtype.to_string(), relative));
+            } else {
+                s.put_set(&rtype.to_string(), &relative, values, 60);
+            }
+        });
+    }
+
+    /// Replaces the TXT values at `name` (`None` removes the record set).
+    fn set_txt(&self, name: &RecordName, text: Option<&str>) {
+        let relative = self.relative(name);
+        self.with(|s| match text {
+            Some(t) => s.put_set("TXT", &relative, &[t], 300),
+            None => {
+                s.sets.remove(&("TXT".into(), relative));
+            }
+        });
     }
 }
 

@@ -19,10 +19,11 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_cloudflare::{CloudflareConfig, CloudflareProvider, Secret};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const TOKEN: &str = "cf-SECRET-token-9f8e7d6c";
 pub const ZONE_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
@@ -121,8 +122,23 @@ impl Fake {
         f(&mut self.state.lock().unwrap())
     }
 
-    /// Backdoor: replaces the answers of `name` (empty removes them).
-    pub fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
+    pub fn contents(&self, name: &RecordName, rtype: &str) -> Vec<String> {
+        self.with(|s| s.contents(name.as_str(), rtype))
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.with(|s| s.log.clone())
+    }
+}
+
+/// The back door the conformance battery writes through.
+impl ApiFake for Fake {
+    fn zone(&self) -> &RecordName {
+        &self.zone
+    }
+
+    /// Replaces the answers of `name` (empty removes them).
+    fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
         self.with(|s| {
             s.remove(name.as_str(), &rtype.to_string());
             for v in values {
@@ -131,22 +147,14 @@ impl Fake {
         });
     }
 
-    /// Backdoor: replaces the TXT values at `name` (`None` removes them).
-    pub fn set_txt(&self, name: &RecordName, text: Option<&str>) {
+    /// Replaces the TXT values at `name` (`None` removes them).
+    fn set_txt(&self, name: &RecordName, text: Option<&str>) {
         self.with(|s| {
             s.remove(name.as_str(), "TXT");
             if let Some(t) = text {
                 s.insert(name.as_str(), "TXT", t, 300);
             }
         });
-    }
-
-    pub fn contents(&self, name: &RecordName, rtype: &str) -> Vec<String> {
-        self.with(|s| s.contents(name.as_str(), rtype))
-    }
-
-    pub fn log(&self) -> Vec<Logged> {
-        self.with(|s| s.log.clone())
     }
 }
 

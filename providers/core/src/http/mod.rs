@@ -43,6 +43,19 @@ impl From<String> for Secret {
     }
 }
 
+/// The HTTP client of an HTTP API provider: `timeout` bounds connecting and
+/// each whole request; reqwest's own retries are off, because retries belong to
+/// the one retry layer outside the provider (SPEC §5).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .retry(reqwest::retry::never())
+        .user_agent(concat!("veer/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ProviderError::Rejected(format!("cannot build the HTTP client: {e}")))
+}
+
 /// Whether a call whose outcome is unknown may have changed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {

@@ -21,10 +21,11 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use veer_provider::conformance::ApiFake;
 use veer_provider::{RecordName, RecordType};
 use veer_provider_gcloud::{Clock, GcloudConfig, GcloudCredential, GcloudProvider, ServiceAccountKey};
 
-use super::server::{DropConnection, Server, serve};
+use veer_provider_testbed::http_server::{DropConnection, Server, serve};
 
 pub const PROJECT: &str = "veer-test-project";
 pub const MANAGED_ZONE: &str = "example-com";
@@ -102,18 +103,6 @@ impl Fake {
         f(&mut self.state.lock().unwrap())
     }
 
-    /// Backdoor: replaces the answers of `name` (empty removes the set).
-    pub fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
-        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        self.with(|s| s.put_plain(name.as_str(), &rtype.to_string(), &values, 60));
-    }
-
-    /// Backdoor: replaces the TXT values at `name` (`None` removes the set).
-    pub fn set_txt(&self, name: &RecordName, text: Option<&str>) {
-        let values: Vec<String> = text.map(|t| format!("\"{t}\"")).into_iter().collect();
-        self.with(|s| s.put_plain(name.as_str(), "TXT", &values, 300));
-    }
-
     pub fn rrset(&self, name: &RecordName, rtype: &str) -> Option<Value> {
         self.with(|s| s.get(name.as_str(), rtype))
     }
@@ -124,6 +113,25 @@ impl Fake {
 
     pub fn advance(&self, by: Duration) {
         *self.now.lock().unwrap() += by;
+    }
+}
+
+/// The back door the conformance battery writes through.
+impl ApiFake for Fake {
+    fn zone(&self) -> &RecordName {
+        &self.zone
+    }
+
+    /// Replaces the answers of `name` (empty removes the set).
+    fn set_answers(&self, name: &RecordName, rtype: RecordType, values: &[&str]) {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.with(|s| s.put_plain(name.as_str(), &rtype.to_string(), &values, 60));
+    }
+
+    /// Replaces the TXT values at `name` (`None` removes the set).
+    fn set_txt(&self, name: &RecordName, text: Option<&str>) {
+        let values: Vec<String> = text.map(|t| format!("\"{t}\"")).into_iter().collect();
+        self.with(|s| s.put_plain(name.as_str(), "TXT", &values, 300));
     }
 }
 

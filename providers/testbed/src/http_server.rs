@@ -13,6 +13,7 @@ pub struct DropConnection;
 
 /// A running server; stops accepting when dropped.
 pub struct Server {
+    /// Where it listens.
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
