@@ -10,7 +10,7 @@
 //!   publishing to its embedded server. Once every endpoint is published it runs
 //!   for `--window` seconds, its `/metrics` scraped every 15 s as Prometheus
 //!   would, and reports the process's peak resident memory (VmHWM), its probe
-//!   rate and its CPU per probe.
+//!   rate, its CPU per probe and the size of one `/metrics` answer.
 //!
 //! Each prints its figures and one `BENCH_JSON` line for `scripts/bench report`.
 //!

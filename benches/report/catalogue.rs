@@ -192,12 +192,13 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
     );
     if let Some(l) = &line {
         set.note(format!(
-            "{:.1} MB before the first /metrics scrape; after {:.0} s converging and a {:.0} s window with {} scrapes; \
-             {:.0} probes/s, {:.1} µs CPU per probe",
+            "{:.1} MB before the first /metrics scrape; after {:.0} s converging and a {:.0} s window with {} scrapes \
+             of {:.1} MB each; {:.0} probes/s, {:.1} µs CPU per probe",
             number(l, &["peak_rss_mb_before_scrapes"]).unwrap_or(f64::NAN),
             number(l, &["converged_after_s"]).unwrap_or(0.0),
             number(l, &["window_s"]).unwrap_or(0.0),
             l["metrics_scrapes"],
+            number(l, &["metrics_mb"]).unwrap_or(f64::NAN),
             number(l, &["probes_per_s"]).unwrap_or(0.0),
             number(l, &["cpu_us_per_probe"]).unwrap_or(0.0)
         ));
