@@ -192,30 +192,27 @@ fn shortest_interval(setup: &Setup) -> Duration {
     shortest.unwrap_or(Duration::from_secs(1))
 }
 
-/// The endpoints this replica's own probes call Up: the reconcile loop wakes
-/// when one of them leaves the set.
-fn up_in(report: &crate::health::VantageReport) -> std::collections::BTreeSet<crate::health::EndpointKey> {
-    report
-        .endpoints
-        .iter()
-        .filter(|(_, e)| e.verdict == crate::health::ProbeVerdict::Up)
-        .map(|(key, _)| key.clone())
-        .collect()
+/// Whether an endpoint `before` called Up is not Up in `after`.
+fn an_endpoint_left_up_between(before: &crate::health::VantageReport, after: &crate::health::VantageReport) -> bool {
+    before.endpoints.iter().any(|(key, e)| {
+        e.verdict == crate::health::ProbeVerdict::Up
+            && after.endpoints.get(key).is_none_or(|now| now.verdict != crate::health::ProbeVerdict::Up)
+    })
 }
 
 /// Waits until an endpoint this replica saw Up is seen Down (or Unknown after a
-/// target change) by its own probes; `up` tracks the Up set across calls.
-/// Endpoints turning Up do not wake the loop: a start-up round woken by each
-/// first Unknown → Up verdict would publish a partial answer set, and recovery
-/// is staged anyway. Pending forever once the vantage is gone.
+/// target change) by its own probes; `seen` is the last report looked at, kept
+/// across calls. Endpoints turning Up do not wake the loop: a start-up round
+/// woken by each first Unknown → Up verdict would publish a partial answer set,
+/// and recovery is staged anyway. Pending forever once the vantage is gone.
 async fn an_endpoint_left_up(
     reports: &mut watch::Receiver<Arc<crate::health::VantageReport>>,
-    up: &mut std::collections::BTreeSet<crate::health::EndpointKey>,
+    seen: &mut Arc<crate::health::VantageReport>,
 ) {
     while reports.changed().await.is_ok() {
-        let now = up_in(&reports.borrow_and_update());
-        let left = up.iter().any(|key| !now.contains(key));
-        *up = now;
+        let now = reports.borrow_and_update().clone();
+        let left = an_endpoint_left_up_between(seen, &now);
+        *seen = now;
         if left {
             return;
         }
@@ -429,7 +426,7 @@ impl Controller {
         // verdict starts the round at once, instead of plus up to a whole
         // jittered period of sleep.
         let mut reports = self.vantage.subscribe();
-        let mut up = up_in(&reports.borrow_and_update());
+        let mut seen = reports.borrow_and_update().clone();
         loop {
             pull_period.send_if_modified(|p| std::mem::replace(p, reconcile_period(&self.setup())) != *p);
             self.publish_vantages();
@@ -482,7 +479,7 @@ impl Controller {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
-                () = an_endpoint_left_up(&mut reports, &mut up) => {
+                () = an_endpoint_left_up(&mut reports, &mut seen) => {
                     tracing::debug!("an endpoint left Up: reconciling now");
                 }
                 _ = hangup => {
