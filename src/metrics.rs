@@ -46,7 +46,7 @@ pub struct Metrics {
     pub plan_generation: Gauges,
     /// Apply latency per provider.
     pub apply_duration: Histograms,
-    /// Applies per provider and `outcome="ok|conflict|throttled|error|fenced|refused"`.
+    /// Applies per provider and `outcome="ok|conflict|throttled|error|fenced|refused|quarantined"`.
     pub applies: Counters,
     /// Provider API calls per provider and `operation="read|write"`.
     pub provider_calls: Counters,
@@ -87,6 +87,19 @@ pub struct Metrics {
     pub drill_time_to_detect: FloatGauges,
     /// The last run's time to restore per drill: drain lifted → full weight read back.
     pub drill_time_to_restore: FloatGauges,
+    /// Leader rounds by `outcome="ok|partial|deadline|error"` (partial: some unit
+    /// not read or not written; deadline: the round ran into its deadline).
+    pub rounds: Counters,
+    /// Leader round duration.
+    pub round_duration: Histograms,
+    /// 1 while rounds read and write the provider, 0 while they skip it as unavailable.
+    pub provider_available: Gauges,
+    /// Unix time of the provider's last successful read.
+    pub provider_last_read: FloatGauges,
+    /// Unix time of the provider's last successful write.
+    pub provider_last_write: FloatGauges,
+    /// Names whose writes wait out a quarantine, per provider and record.
+    pub quarantined: Gauges,
     registry: std::sync::Arc<Registry>,
     families: std::sync::Arc<Vec<MetricFamily>>,
 }
@@ -175,6 +188,12 @@ impl Metrics {
             drill_duration: FloatGauges::default(),
             drill_time_to_detect: FloatGauges::default(),
             drill_time_to_restore: FloatGauges::default(),
+            rounds: Counters::default(),
+            round_duration: histograms(),
+            provider_available: Gauges::default(),
+            provider_last_read: FloatGauges::default(),
+            provider_last_write: FloatGauges::default(),
+            quarantined: Gauges::default(),
             registry: Default::default(),
             families: Default::default(),
         };
@@ -266,7 +285,7 @@ impl Metrics {
             None,
             "counter",
             &["provider", "outcome"],
-            "Record applies by outcome (ok, conflict, throttled, error, fenced, refused)",
+            "Record applies by outcome (ok, conflict, throttled, error, fenced, refused, quarantined)",
             &m.applies,
         );
         c.add(
@@ -400,6 +419,47 @@ impl Metrics {
             &["drill"],
             "Last run: drain lifted to full weight read back at every provider",
             &m.drill_time_to_restore,
+        );
+        c.add(
+            "rounds",
+            None,
+            "counter",
+            &["outcome"],
+            "Leader reconcile rounds by outcome (ok, partial, deadline, error)",
+            &m.rounds,
+        );
+        c.add("round_duration", secs(), "histogram", &[], "Leader reconcile round duration", &m.round_duration);
+        c.add(
+            "provider_available",
+            None,
+            "gauge",
+            &["provider"],
+            "1 while rounds use the provider, 0 while it is skipped as unavailable (retried with backoff)",
+            &m.provider_available,
+        );
+        c.add(
+            "provider_last_read_timestamp",
+            secs(),
+            "gauge",
+            &["provider"],
+            "Unix time of the provider's last successful read",
+            &m.provider_last_read,
+        );
+        c.add(
+            "provider_last_write_timestamp",
+            secs(),
+            "gauge",
+            &["provider"],
+            "Unix time of the provider's last successful write",
+            &m.provider_last_write,
+        );
+        c.add(
+            "quarantined",
+            None,
+            "gauge",
+            &["provider", "record"],
+            "1 while the record's writes to the provider wait out a quarantine after repeated rejections",
+            &m.quarantined,
         );
         Self { registry: std::sync::Arc::new(c.registry), families: std::sync::Arc::new(c.families), ..m }
     }

@@ -3,9 +3,10 @@
 //! applies it through the fenced enactor and persists the planner state.
 
 use super::{ConfigArg, Output};
-use crate::controller::{self, Planned, Setup, providers, round, state::StateSource};
+use crate::controller::reconcile::{Reconciler, RoundInput, RoundReport, Writer};
+use crate::controller::{self, Setup, providers, round, state::StateSource};
 use crate::coord;
-use crate::enactor::{Enactor, LeaderFence, Outcome, Report};
+use crate::enactor::{LeaderFence, Outcome};
 use crate::health::probe::{self, tls::TlsConfigs};
 use crate::time::{Clock, SystemClock};
 use std::process::ExitCode;
@@ -41,13 +42,20 @@ pub struct RunArgs {
     chaos: Option<std::path::PathBuf>,
 }
 
-/// One round against live providers with a single, definitive probe round.
-async fn compute(setup: &Setup, providers: &providers::ProviderSet, state: &StateSource) -> anyhow::Result<Planned> {
+/// One round of the controller's reconcile against live providers, with a single,
+/// definitive probe round as health; `writer` `None` plans only.
+async fn reconcile(
+    setup: &Setup,
+    providers: &providers::ProviderSet,
+    state: &StateSource,
+    writer: Option<&Writer>,
+) -> anyhow::Result<RoundReport> {
     probe::tls::install_default_provider();
     let mut tls = TlsConfigs::default();
     let targets = setup.policies.iter().flat_map(|p| probe::targets_for(p, &mut tls)).collect();
     let health = round::health_from_round(&probe::probe_all(targets, 256).await);
-    controller::plan_round(setup, providers, &health, state, SystemClock::default().now()).await
+    let input = RoundInput { setup, providers, health: &health, state, now: SystemClock::default().now(), writer };
+    Reconciler::default().round(input).await
 }
 
 fn load(config: &ConfigArg, command: &str) -> Result<Setup, ExitCode> {
@@ -70,12 +78,18 @@ pub fn run_plan(args: &Args) -> ExitCode {
             }
             _ => StateSource::Coordinator(controller::open_coordinator(&setup).await?),
         };
-        compute(&setup, &providers, &state).await
+        reconcile(&setup, &providers, &state, None).await
     });
     match result {
         Ok(r) => {
-            print_round(&r, None, args.output);
-            if r.intents.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+            print_round(&r, args.output);
+            if !r.unread.is_empty() {
+                ExitCode::from(1)
+            } else if r.planned.intents.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
         }
         Err(e) => {
             super::error_line(&format!("{e:#}"), None);
@@ -101,27 +115,21 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
             .await
             .map_err(|_| anyhow::anyhow!("did not become leader in time: another replica leads"))??;
         let state = StateSource::Coordinator(coordinator.clone());
-        let r = compute(&setup, &providers, &state).await?;
-        let fence = Arc::new(LeaderFence::new(coordinator.clone(), epoch));
-        let enactor = Enactor::new(
-            setup.config.config.cluster_id.value.clone(),
-            providers.providers.clone(),
-            fence,
-            controller::expected_write(&setup.config.config.coordination),
-        );
-        let report = enactor.enact(&r.intents).await;
-        if report.all_converged() {
-            let now = crate::time::Clock::now(&crate::time::SystemClock::default());
-            let keep = setup.config.config.coordination.history_keep();
-            controller::state::save(coordinator.as_ref(), epoch, &r.plan, now, keep).await?;
-        }
+        let writer = Writer {
+            coordinator: coordinator.clone(),
+            epoch,
+            fence: Arc::new(LeaderFence::new(coordinator.clone(), epoch)),
+            expected_write: controller::expected_write(&setup.config.config.coordination),
+            history_keep: setup.config.config.coordination.history_keep(),
+        };
+        let r = reconcile(&setup, &providers, &state, Some(&writer)).await;
         coordinator.release().await?;
-        anyhow::Ok((r, report))
+        r
     });
     match result {
-        Ok((r, report)) => {
-            print_round(&r, Some(&report), args.output);
-            if report.all_converged() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        Ok(r) => {
+            print_round(&r, args.output);
+            if r.converged() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
             super::error_line(&format!("{e:#}"), None);
@@ -138,11 +146,18 @@ fn outcome_text(outcome: &Outcome) -> String {
         Outcome::NotOwned(why) => format!("refused: {why}"),
         Outcome::Conflict(why) => format!("conflict: {why}"),
         Outcome::Fenced => "not written: leadership lost".into(),
+        Outcome::Quarantined(why) => format!("not written: quarantined {why}"),
         Outcome::Failed(e) => format!("failed: {e}"),
     }
 }
 
-fn print_round(r: &Planned, report: Option<&Report>, output: Output) {
+fn print_round(round: &RoundReport, output: Output) {
+    let (r, report) = (&round.planned, round.enacted.as_ref());
+    let unread: Vec<_> = round
+        .unread
+        .iter()
+        .map(|((policy, provider), why)| serde_json::json!({ "policy": policy, "provider": provider, "reason": why }))
+        .collect();
     match output {
         Output::Json => {
             let writes: Vec<_> = r
@@ -158,7 +173,7 @@ fn print_round(r: &Planned, report: Option<&Report>, output: Output) {
                     })
                 })
                 .collect();
-            println!("{:#}", serde_json::json!({ "plan": r.plan, "writes": writes }));
+            println!("{:#}", serde_json::json!({ "plan": r.plan, "writes": writes, "unread": unread }));
         }
         Output::Table => {
             for record in &r.plan.records {
@@ -174,7 +189,10 @@ fn print_round(r: &Planned, report: Option<&Report>, output: Output) {
                     println!("  held: {}", h.reason);
                 }
             }
-            if r.intents.is_empty() {
+            for ((policy, provider), why) in &round.unread {
+                println!("not read: {policy} at {provider}: {why}");
+            }
+            if r.intents.is_empty() && round.unread.is_empty() {
                 println!("no changes: every provider publishes the plan");
             }
             for (i, intent) in r.intents.iter().enumerate() {

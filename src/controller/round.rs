@@ -9,34 +9,109 @@ use crate::health::probe::{ProbeResult, ProbeTarget};
 use crate::health::{EndpointHealth, HealthState, HealthView};
 use crate::planner::{ObservedRecord, Plan, PolicyInput};
 use crate::policy::LoadedPolicy;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use veer_provider::{Answer, Observed, ProviderError, RecordSet, Weighting};
 
 /// What every provider holds for every policy's record: (policy, provider) → state.
 pub type Observations = BTreeMap<(String, String), Observed>;
 
-/// A provider read failed, so the round cannot plan safely.
-#[derive(Debug, thiserror::Error)]
-#[error("reading {record} from provider `{provider}`: {error}")]
-pub struct ObserveError {
-    /// The provider.
-    pub provider: String,
-    /// The record.
-    pub record: String,
-    /// Why.
-    pub error: ProviderError,
+/// What one round read: every unit it could read, and why the others could not.
+#[derive(Debug, Default)]
+pub struct Observation {
+    /// What the providers hold, per readable (policy, provider).
+    pub observed: Observations,
+    /// Units not read, with the provider's error (`None`: the provider was
+    /// skipped as unavailable, or is not running) and a sentence for people.
+    pub failed: BTreeMap<(String, String), (Option<ProviderError>, String)>,
+    /// Units read from the provider in this round (not reused).
+    pub fresh: BTreeSet<(String, String)>,
+    /// Some unit's state is a reused earlier read.
+    pub reused: bool,
 }
 
-/// Reads every (policy, provider) pair.
-pub async fn observe(policies: &[LoadedPolicy], providers: &ProviderSet) -> Result<Observations, ObserveError> {
-    let mut observed = Observations::new();
-    for loaded in policies {
-        for target in &loaded.policy.spec.publish_to.value {
-            let state = read(loaded, providers, &target.value).await?;
-            observed.insert((loaded.policy.name().to_string(), target.value.clone()), state);
+/// Every (policy, provider) pair, in policy order.
+fn units(policies: &[LoadedPolicy]) -> Vec<(String, String)> {
+    policies
+        .iter()
+        .flat_map(|l| l.policy.spec.publish_to.value.iter().map(|t| (l.policy.name().to_string(), t.value.clone())))
+        .collect()
+}
+
+/// Reads every (policy, provider) pair, providers concurrently (each one's
+/// reads in turn, for its rate limits), none past `deadline`. Providers in
+/// `skip` (unavailable, with the reason) are not called. A failed read fails
+/// its unit only.
+pub async fn observe(
+    policies: &[LoadedPolicy],
+    providers: &ProviderSet,
+    skip: &BTreeMap<String, String>,
+    deadline: Option<tokio::time::Instant>,
+) -> Observation {
+    read_units(policies, providers, skip, deadline, units(policies)).await
+}
+
+async fn read_units(
+    policies: &[LoadedPolicy],
+    providers: &ProviderSet,
+    skip: &BTreeMap<String, String>,
+    deadline: Option<tokio::time::Instant>,
+    wanted: Vec<(String, String)>,
+) -> Observation {
+    let mut out = Observation::default();
+    let mut by_provider: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for unit in wanted {
+        if let Some(why) = skip.get(&unit.1) {
+            let text = format!("provider `{}` is unavailable ({why}): retried in the background", unit.1);
+            out.failed.insert(unit, (None, text));
+        } else if !providers.providers.contains_key(&unit.1) {
+            let text = format!("provider `{}` is not running (providers are built at start: restart veer)", unit.1);
+            out.failed.insert(unit, (None, text));
+        } else {
+            by_provider.entry(unit.1.clone()).or_default().push(unit);
         }
     }
-    Ok(observed)
+    let per_provider = futures_util::future::join_all(by_provider.into_iter().map(|(name, units)| async move {
+        let provider = &providers.providers[&name];
+        let mut results = Vec::new();
+        let mut gave_up: Option<ProviderError> = None;
+        for unit in units {
+            if let Some(e) = &gave_up {
+                results.push((unit, Err(e.clone())));
+                continue;
+            }
+            let Some(loaded) = policies.iter().find(|l| l.policy.name() == unit.0) else { continue };
+            let policy = &loaded.policy;
+            let read = provider.read(policy.record_name(), policy.spec.record.record_type.value.record_type());
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at, read)
+                    .await
+                    .unwrap_or_else(|_| Err(ProviderError::Unavailable("no answer before the round deadline".into()))),
+                None => read.await,
+            };
+            // A provider that cannot answer one read within the round is not asked again in it.
+            if let Err(e) = &result
+                && e.is_retryable()
+            {
+                gave_up = Some(e.clone());
+            }
+            results.push((unit, result));
+        }
+        results
+    }))
+    .await;
+    for (unit, result) in per_provider.into_iter().flatten() {
+        match result {
+            Ok(state) => {
+                out.fresh.insert(unit.clone());
+                out.observed.insert(unit, state);
+            }
+            Err(error) => {
+                let text = format!("reading {} from provider `{}`: {error}", unit.0, unit.1);
+                out.failed.insert(unit, (Some(error), text));
+            }
+        }
+    }
+    out
 }
 
 /// The last read of every (policy, provider) pair, reused by rounds that have
@@ -55,71 +130,50 @@ impl ObservationCache {
         self.reads.clear();
     }
 
-    /// Reads every (policy, provider) pair whose last read is older than
-    /// `reuse_for(provider)` at `now`, reuses the others. Returns what the
-    /// providers hold and whether any of it was reused; a failed read forgets
-    /// everything.
+    /// [`observe`], reusing each pair's last read while it is younger than
+    /// `reuse_for(provider)`. A failed read forgets that pair.
     pub async fn observe(
         &mut self,
         policies: &[LoadedPolicy],
         providers: &ProviderSet,
+        skip: &BTreeMap<String, String>,
         reuse_for: impl Fn(&str) -> std::time::Duration,
-        now: std::time::Instant,
-    ) -> Result<(Observations, bool), ObserveError> {
-        let wanted: Vec<(String, String)> = policies
-            .iter()
-            .flat_map(|l| l.policy.spec.publish_to.value.iter().map(|t| (l.policy.name().to_string(), t.value.clone())))
-            .collect();
+        deadline: tokio::time::Instant,
+    ) -> Observation {
+        let now = std::time::Instant::now();
+        let wanted = units(policies);
         self.reads
             .retain(|key, (_, at)| wanted.contains(key) && now.saturating_duration_since(*at) < reuse_for(&key.1));
-        let mut reused = false;
-        let mut observed = Observations::new();
-        for loaded in policies {
-            let policy = &loaded.policy;
-            for target in &policy.spec.publish_to.value {
-                let key = (policy.name().to_string(), target.value.clone());
-                if let Some((state, _)) = self.reads.get(&key) {
-                    reused = true;
-                    observed.insert(key, state.clone());
-                    continue;
-                }
-                let state = match read(loaded, providers, &target.value).await {
-                    Ok(state) => state,
-                    Err(e) => {
-                        self.forget();
-                        return Err(e);
-                    }
-                };
-                self.reads.insert(key.clone(), (state.clone(), now));
-                observed.insert(key, state);
-            }
+        let (reusable, to_read): (Vec<_>, Vec<_>) =
+            wanted.into_iter().partition(|key| self.reads.contains_key(key) && !skip.contains_key(&key.1));
+        let mut out = read_units(policies, providers, skip, Some(deadline), to_read).await;
+        for key in reusable {
+            out.reused = true;
+            let (state, _) = &self.reads[&key];
+            out.observed.insert(key, state.clone());
         }
-        Ok((observed, reused))
+        for key in out.failed.keys() {
+            self.reads.remove(key);
+        }
+        for key in &out.fresh {
+            self.reads.insert(key.clone(), (out.observed[key].clone(), now));
+        }
+        out
     }
 }
 
-/// Reads one policy's record from one provider.
-async fn read(loaded: &LoadedPolicy, providers: &ProviderSet, provider: &str) -> Result<Observed, ObserveError> {
-    let policy = &loaded.policy;
-    let rtype = policy.spec.record.record_type.value.record_type();
-    providers.providers[provider].read(policy.record_name(), rtype).await.map_err(|error| ObserveError {
-        provider: provider.to_string(),
-        record: policy.record_name().to_string(),
-        error,
-    })
-}
-
-/// How a policy's answers are weighted: set-only if any of its providers is, else
-/// weighted in the smallest range among them.
+/// How a policy's answers are weighted: in the smallest weight range among its
+/// weighted providers; set-only when none is weighted. Each provider then gets its
+/// own published form of the plan ([`intents`]): weights where it has weights,
+/// membership (the answers with a weight) where it has none.
 pub fn weighting_of(loaded: &LoadedPolicy, providers: &ProviderSet) -> Weighting {
-    let mut max = u32::MAX;
-    for target in &loaded.policy.spec.publish_to.value {
-        match providers.providers[&target.value].capabilities().weighting {
-            Weighting::SetOnly => return Weighting::SetOnly,
-            Weighting::Weighted { max_weight } => max = max.min(max_weight),
+    let ranges = loaded.policy.spec.publish_to.value.iter().filter_map(|target| {
+        match providers.providers.get(&target.value)?.capabilities().weighting {
+            Weighting::SetOnly => None,
+            Weighting::Weighted { max_weight } => Some(max_weight),
         }
-    }
-    Weighting::Weighted { max_weight: max }
+    });
+    ranges.min().map_or(Weighting::SetOnly, |max_weight| Weighting::Weighted { max_weight })
 }
 
 /// The planner's inputs for each policy.
@@ -131,14 +185,17 @@ pub fn policy_inputs<'a>(policies: &'a [LoadedPolicy], providers: &ProviderSet) 
 }
 
 /// What the planner sees as published, per policy: the first provider of
-/// `publishTo` (all providers get the same answers). Answers are matched to
-/// endpoints by set id, or by address for set-only providers.
+/// `publishTo` that was read (all providers get the same plan). Answers are matched
+/// to endpoints by set id, or by address for set-only providers. A policy none of
+/// whose providers was read is left out.
 pub fn planner_observed(policies: &[LoadedPolicy], observed: &Observations) -> BTreeMap<String, ObservedRecord> {
     let mut out = BTreeMap::new();
     for loaded in policies {
         let policy = &loaded.policy;
-        let Some(primary) = policy.spec.publish_to.value.first() else { continue };
-        let Some(state) = observed.get(&(policy.name().to_string(), primary.value.clone())) else { continue };
+        let mut read = policy.spec.publish_to.value.iter();
+        let Some(state) = read.find_map(|t| observed.get(&(policy.name().to_string(), t.value.clone()))) else {
+            continue;
+        };
         out.insert(policy.name().to_string(), observed_record(policy, state));
     }
     out
@@ -203,7 +260,7 @@ pub fn intents(
         }
         let rtype = policy.spec.record.record_type.value.record_type();
         for target in &policy.spec.publish_to.value {
-            let provider = &providers.providers[&target.value];
+            let Some(provider) = providers.providers.get(&target.value) else { continue };
             let capabilities = provider.capabilities();
             let desired =
                 RecordSet::new(policy.record_name().clone(), rtype, policy.spec.record.ttl(), answers.clone());

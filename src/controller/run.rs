@@ -9,11 +9,11 @@
 //! (see [`super::vantages`]).
 
 use super::providers::{self, ProviderSet};
-use super::state::{self, StateSource};
+use super::state::StateSource;
 use super::vantages::{self, Exchange};
 use super::{Planned, Setup};
 use crate::coord::{Coordinator, Epoch, Leadership};
-use crate::enactor::{Enactor, LeaderFence, Outcome};
+use crate::enactor::{LeaderFence, Outcome};
 use crate::health::combine::{CombinerState, combine};
 use crate::health::{Vantage, VantageOptions};
 use crate::metrics::Metrics;
@@ -47,6 +47,10 @@ pub struct RoundSummary {
     pub setup: Option<Arc<Setup>>,
     /// The last write of each record by this replica, by policy name (status).
     pub applied: std::collections::BTreeMap<String, LastApply>,
+    /// Providers the leader's rounds skip as unavailable, with the reason.
+    pub unavailable: std::collections::BTreeMap<String, String>,
+    /// Names whose writes wait out a quarantine: (provider, record, reason).
+    pub quarantined: Vec<(String, String, String)>,
 }
 
 /// The outcome of this replica's last write of one record.
@@ -399,7 +403,11 @@ impl Controller {
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last_check = tokio::time::Instant::now();
         let mut combiner = CombinerState::default();
-        let mut reads = super::round::ObservationCache::default();
+        let mut reconciler =
+            super::reconcile::Reconciler::new(crate::coord::Jitter::new(crate::health::schedule::stable_hash(&[
+                b"reconcile",
+                self.vantage.id().as_bytes(),
+            ])));
         let (started_at, mut settled) = (tokio::time::Instant::now(), false);
         let mut reads_for: Option<(Epoch, Arc<Setup>)> = None;
         let mut campaign: Option<tokio::task::JoinHandle<()>> = None;
@@ -447,10 +455,10 @@ impl Controller {
                     // Reads are reused within one epoch and one policy set only.
                     let setup = self.setup();
                     if reads_for.as_ref().is_none_or(|(e, s)| *e != epoch || !Arc::ptr_eq(s, &setup)) {
-                        reads.forget();
+                        reconciler.forget_reads();
                         reads_for = Some((epoch, setup));
                     }
-                    match self.round(epoch, &mut combiner, &mut reads).await {
+                    match self.round(epoch, &mut combiner, &mut reconciler).await {
                         Ok(()) => self.tick_drills(epoch, started).await,
                         Err(e) => {
                             tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; the next round re-reads");
@@ -510,7 +518,7 @@ impl Controller {
         &self,
         epoch: Epoch,
         combiner: &mut CombinerState,
-        reads: &mut super::round::ObservationCache,
+        reconciler: &mut super::reconcile::Reconciler,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let setup = self.setup();
@@ -528,24 +536,44 @@ impl Controller {
             tracing::warn!(error = %e, "cannot remove expired overrides; the planner ignores them anyway");
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
-        let Planned { plan, intents, observed, overrides, state: planned_from, published } =
-            super::plan_round_reusing(&setup, &self.providers, &health, &store, now, reads).await?;
-        let enactor = Enactor::new(
-            setup.config.config.cluster_id.value.clone(),
-            self.providers.providers.clone(),
-            Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
-            super::expected_write(&setup.config.config.coordination),
-        );
-        let started = std::time::Instant::now();
-        let result = enactor.enact(&intents).await;
-        if !intents.is_empty() {
-            for provider in intents.iter().map(|i| i.provider.as_str()).collect::<std::collections::BTreeSet<_>>() {
-                self.metrics
-                    .apply_duration
-                    .get_or_create(&labels(&[("provider", provider)]))
-                    .observe(started.elapsed().as_secs_f64());
+        let writer = super::reconcile::Writer {
+            coordinator: self.coordinator.clone(),
+            epoch,
+            fence: Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
+            expected_write: super::expected_write(&setup.config.config.coordination),
+            history_keep: setup.config.config.coordination.history_keep(),
+        };
+        let input = super::reconcile::RoundInput {
+            setup: &setup,
+            providers: &self.providers,
+            health: &health,
+            state: &store,
+            now,
+            writer: Some(&writer),
+        };
+        let result = reconciler.round(input).await;
+        self.record_availability(reconciler);
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                self.record_round("error", None);
+                return Err(e);
             }
+        };
+        let outcome = if report.deadline_missed {
+            "deadline"
+        } else if report.converged() {
+            "ok"
+        } else {
+            "partial"
+        };
+        self.record_round(outcome, Some(report.duration));
+        for (unit, why) in &report.unread {
+            tracing::debug!(policy = %unit.0, provider = %unit.1, reason = %why, "not read this round");
         }
+        let super::reconcile::RoundReport { planned, enacted, .. } = report;
+        let Planned { plan, intents, observed, overrides, state: planned_from, published } = planned;
+        let result = enacted.unwrap_or_default();
         let mut applied = 0;
         for ((provider, name, outcome), intent) in result.outcomes.iter().zip(&intents) {
             let record = plan.records.iter().find(|r| r.policy == intent.policy);
@@ -588,10 +616,6 @@ impl Controller {
             state: planned_from,
             overrides,
         });
-        if result.all_converged() {
-            let keep = setup.config.config.coordination.history_keep();
-            state::save(self.coordinator.as_ref(), epoch, &plan, now, keep).await?;
-        }
         let round = self.summary.borrow().rounds + 1;
         let applies = super::status::last_applies(&intents, &result.outcomes, round, now);
         self.summary.send_modify(|s| {
@@ -646,11 +670,53 @@ pub(super) fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::Failed(veer_provider::ProviderError::Throttled { .. }) => "throttled",
         Outcome::Failed(_) => "error",
         Outcome::Fenced => "fenced",
+        Outcome::Quarantined(_) => "quarantined",
         Outcome::WouldEmpty | Outcome::NotOwned(_) => "refused",
     }
 }
 
 impl Controller {
+    /// One finished round into its counter and duration histogram.
+    fn record_round(&self, outcome: &str, duration: Option<Duration>) {
+        self.metrics.rounds.get_or_create(&labels(&[("outcome", outcome)])).inc();
+        if let Some(d) = duration {
+            self.metrics.round_duration.get_or_create(&vec![]).observe(d.as_secs_f64());
+        }
+    }
+
+    /// Provider availability and quarantined names into the gauges and the summary.
+    fn record_availability(&self, reconciler: &super::reconcile::Reconciler) {
+        let statuses = reconciler.availability().snapshot();
+        for name in self.providers.providers.keys() {
+            let status = statuses.get(name).cloned().unwrap_or_default();
+            let l = labels(&[("provider", name.as_str())]);
+            self.metrics.provider_available.get_or_create(&l).set(i64::from(status.unavailable.is_none()));
+            if let Some(at) = status.last_read {
+                self.metrics.provider_last_read.get_or_create(&l).set(at.as_millis() as f64 / 1000.0);
+            }
+            if let Some(at) = status.last_write {
+                self.metrics.provider_last_write.get_or_create(&l).set(at.as_millis() as f64 / 1000.0);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        let quarantined: Vec<(String, String, String)> = reconciler
+            .quarantine()
+            .entries()
+            .iter()
+            .filter(|(_, q)| q.until > now)
+            .map(|((provider, name), q)| (provider.clone(), name.to_string(), q.reason.clone()))
+            .collect();
+        for ((provider, name), q) in reconciler.quarantine().entries() {
+            let l = labels(&[("provider", provider.as_str()), ("record", name.as_str())]);
+            self.metrics.quarantined.get_or_create(&l).set(i64::from(q.until > now));
+        }
+        let unavailable = reconciler.availability().unavailable();
+        self.summary.send_modify(|s| {
+            s.unavailable = unavailable;
+            s.quarantined = quarantined;
+        });
+    }
+
     /// Published weight shares per provider, as read at the start of the round.
     fn record_published(&self, observed: &super::round::Observations) {
         for ((_, provider), state) in observed {

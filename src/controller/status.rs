@@ -683,6 +683,7 @@ pub fn last_applies(
             Outcome::Conflict(m) => format!("{provider}: conflict: {m}"),
             Outcome::Failed(e) => format!("{provider}: {e}"),
             Outcome::Fenced => format!("{provider}: not attempted: the leadership fence failed"),
+            Outcome::Quarantined(why) => format!("{provider}: not attempted: quarantined {why}"),
             Outcome::WouldEmpty => format!("{provider}: refused: the change would leave the name empty"),
             Outcome::NotOwned(m) => format!("{provider}: refused: {m}"),
         };

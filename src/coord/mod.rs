@@ -19,6 +19,7 @@
 //! Backends: [`standalone::StandaloneCoordinator`], [`etcd::EtcdCoordinator`],
 //! [`kubernetes::KubernetesCoordinator`]; [`open`] picks one from the controller config.
 
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod kubernetes;
 mod leader;
@@ -540,6 +541,11 @@ pub fn plan_name(record: &str, generation: u64) -> String {
     format!("{record}/{generation:020}")
 }
 
+/// Why `backend: etcd` fails in a build without the `etcd` cargo feature, and the way out.
+pub const ETCD_NOT_BUILT: &str = "coordination.backend is etcd but this veer was built without etcd support; \
+     hint: use the container image, or build with `cargo build --release --features etcd` \
+     (needs protoc and its include files: Debian packages protobuf-compiler and libprotobuf-dev)";
+
 /// Opens the configured backend. `identity` is this replica's id (pod name for Kubernetes);
 /// `state_file` is the resolved standalone file; `cluster_id` names the default etcd prefix.
 pub async fn open(
@@ -552,6 +558,12 @@ pub async fn open(
         .map_err(|e| CoordError::Local(e.to_string()))?;
     Ok(match config.backend {
         Backend::Standalone => Arc::new(standalone::StandaloneCoordinator::open(state_file, identity)?),
+        #[cfg(not(feature = "etcd"))]
+        Backend::Etcd => {
+            let _ = cluster_id;
+            return Err(CoordError::Local(ETCD_NOT_BUILT.into()));
+        }
+        #[cfg(feature = "etcd")]
         Backend::Etcd => {
             let etcd = config.etcd.as_ref().ok_or_else(|| CoordError::Local("coordination.etcd is missing".into()))?;
             let prefix = etcd.prefix.clone().unwrap_or_else(|| format!("/veer/{cluster_id}"));

@@ -19,6 +19,15 @@
 //!   call; when it fails, no further call is made in this round.
 //! - **I9 no churn**: an intent whose answers are already published makes no write.
 //!
+//! # Isolation
+//! The unit of work is one record at one provider. Providers are written
+//! concurrently, each on its own, so a slow or failing provider holds up only its
+//! own intents. A rejected batch is split in halves until the changes that fail are
+//! alone, and the rest is applied in the same round: one bad name never blocks its
+//! zone. With [`Enactor::with_deadline`] no call outlives the round's deadline: a
+//! read or write still running then is dropped (a write so cut short is reported
+//! ambiguous; the next round reads before it plans).
+//!
 //! # Assumptions
 //! Providers are wrapped in [`veer_provider::Resilient`]: the API budget, the one
 //! retry layer and the re-read that settles an ambiguous write live there.
@@ -72,6 +81,8 @@ pub enum Outcome {
     Conflict(String),
     /// Not attempted because the fence failed earlier in this round.
     Fenced,
+    /// Not attempted: the name keeps failing at this provider and waits out its backoff.
+    Quarantined(String),
     /// The provider call failed.
     Failed(ProviderError),
 }
@@ -107,6 +118,26 @@ pub struct Enactor {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     fence: Arc<dyn Fence>,
     expected_write: Duration,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// What the providers' concurrent tasks share within one enactment.
+#[derive(Default)]
+struct Shared {
+    fence_lost: std::sync::Mutex<Option<FenceError>>,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+/// Whether a failed batch may be split to find the changes that fail: errors that
+/// belong to some change (its compare-and-swap, its content), not to the provider.
+fn splittable(error: &ProviderError) -> bool {
+    matches!(
+        error,
+        ProviderError::Conflict(_)
+            | ProviderError::Rejected(_)
+            | ProviderError::NotOwned(_)
+            | ProviderError::WouldEmpty(_)
+    )
 }
 
 impl Enactor {
@@ -119,64 +150,149 @@ impl Enactor {
         fence: Arc<dyn Fence>,
         expected_write: Duration,
     ) -> Self {
-        Self { owner: owner.into(), providers, fence, expected_write }
+        Self { owner: owner.into(), providers, fence, expected_write, deadline: None }
+    }
+
+    /// No provider call of [`Enactor::enact`] runs past `deadline`.
+    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs `call` until the deadline; `None` when the deadline came first.
+    async fn in_time<T>(&self, call: impl std::future::Future<Output = T>) -> Option<T> {
+        match self.deadline {
+            Some(at) => tokio::time::timeout_at(at, call).await.ok(),
+            None => Some(call.await),
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|at| tokio::time::Instant::now() >= at)
     }
 
     /// Applies the intents; see the module documentation for the guarantees.
     pub async fn enact(&self, intents: &[Intent]) -> Report {
-        let mut report = Report::default();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; intents.len()];
-        // Per provider and zone: indices of intents that need a write, with their change.
-        let mut pending: BTreeMap<(String, RecordName), Vec<(usize, Change)>> = BTreeMap::new();
+        let mut by_provider: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, intent) in intents.iter().enumerate() {
-            match self.prepare(intent).await {
-                Ok(Some((zone, change))) => {
-                    pending.entry((intent.provider.clone(), zone)).or_default().push((index, change))
-                }
-                Ok(None) => outcomes[index] = Some(Outcome::Unchanged),
-                Err(outcome) => outcomes[index] = Some(outcome),
+            by_provider.entry(intent.provider.as_str()).or_default().push(index);
+        }
+        let shared = Shared::default();
+        let per_provider = futures_util::future::join_all(
+            by_provider.into_iter().map(|(provider, indices)| self.enact_at(provider, indices, intents, &shared)),
+        )
+        .await;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; intents.len()];
+        for (index, outcome) in per_provider.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        Report {
+            outcomes: intents
+                .iter()
+                .zip(outcomes)
+                .map(|(i, o)| (i.provider.clone(), i.desired.name.clone(), o.expect("every intent has an outcome")))
+                .collect(),
+            writes: shared.writes.into_inner(),
+            fence_lost: shared.fence_lost.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// One provider's share of [`Enactor::enact`]: re-reads, then per-zone batches.
+    async fn enact_at(
+        &self,
+        provider_name: &str,
+        indices: Vec<usize>,
+        intents: &[Intent],
+        shared: &Shared,
+    ) -> Vec<(usize, Outcome)> {
+        let mut outcomes = Vec::new();
+        // Per zone: indices of intents that need a write, with their change.
+        let mut pending: BTreeMap<RecordName, Vec<(usize, Change)>> = BTreeMap::new();
+        for index in indices {
+            let prepared = match self.in_time(self.prepare(&intents[index])).await {
+                Some(prepared) => prepared,
+                None => Err(Outcome::Failed(ProviderError::Unavailable(format!(
+                    "no answer from provider `{provider_name}` before the round deadline"
+                )))),
+            };
+            match prepared {
+                Ok(Some((zone, change))) => pending.entry(zone).or_default().push((index, change)),
+                Ok(None) => outcomes.push((index, Outcome::Unchanged)),
+                Err(outcome) => outcomes.push((index, outcome)),
             }
         }
-        for ((provider_name, zone), changes) in pending {
-            let provider = &self.providers[&provider_name];
-            // Each change writes two record sets: the answers and the ownership record.
-            let per_batch = (provider.capabilities().batch_records_max / 2).max(1);
+        let Some(provider) = self.providers.get(provider_name) else { return outcomes };
+        // Each change writes two record sets: the answers and the ownership record.
+        let per_batch = (provider.capabilities().batch_records_max / 2).max(1);
+        for (zone, changes) in pending {
             for chunk in chunk_changes(changes, per_batch) {
-                let permit = match &report.fence_lost {
-                    Some(_) => None,
-                    None => match self.fence.check(self.expected_write) {
-                        Ok(permit) => Some(permit),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "fence lost: no further writes this round");
-                            report.fence_lost = Some(e);
-                            None
-                        }
-                    },
-                };
-                let Some(_permit) = permit else {
-                    for (index, _) in &chunk {
-                        outcomes[*index] = Some(Outcome::Fenced);
-                    }
-                    continue;
-                };
-                let batch = ChangeBatch { zone: zone.clone(), changes: chunk.iter().map(|(_, c)| c.clone()).collect() };
-                report.writes += 1;
-                let result = provider.apply(&batch).await;
-                for (index, change) in &chunk {
-                    outcomes[*index] = Some(match &result {
-                        Ok(()) => Outcome::Applied { generation: change.ownership.generation },
-                        Err(ProviderError::Conflict(why)) => Outcome::Conflict(why.clone()),
-                        Err(other) => Outcome::Failed(other.clone()),
-                    });
-                }
+                self.apply_isolating(provider.as_ref(), &zone, chunk, shared, &mut outcomes).await;
             }
         }
-        report.outcomes = intents
-            .iter()
-            .zip(outcomes)
-            .map(|(i, o)| (i.provider.clone(), i.desired.name.clone(), o.expect("every intent has an outcome")))
-            .collect();
-        report
+        outcomes
+    }
+
+    /// Applies `chunk` as one batch; when the batch fails for a reason that belongs
+    /// to some of its changes, applies each half on its own, down to single changes,
+    /// so that the changes that can be applied are, in this round.
+    async fn apply_isolating(
+        &self,
+        provider: &dyn Provider,
+        zone: &RecordName,
+        chunk: Vec<(usize, Change)>,
+        shared: &Shared,
+        outcomes: &mut Vec<(usize, Outcome)>,
+    ) {
+        let mut batches = vec![chunk];
+        while let Some(batch) = batches.pop() {
+            let fenced = shared.fence_lost.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+            let permit = if fenced {
+                None
+            } else {
+                match self.fence.check(self.expected_write) {
+                    Ok(permit) => Some(permit),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fence lost: no further writes this round");
+                        *shared.fence_lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        None
+                    }
+                }
+            };
+            let Some(_permit) = permit else {
+                outcomes.extend(batch.iter().map(|(index, _)| (*index, Outcome::Fenced)));
+                continue;
+            };
+            if self.past_deadline() {
+                let why = "the round deadline passed before the write was sent";
+                outcomes
+                    .extend(batch.iter().map(|(i, _)| (*i, Outcome::Failed(ProviderError::Unavailable(why.into())))));
+                continue;
+            }
+            let changes = ChangeBatch { zone: zone.clone(), changes: batch.iter().map(|(_, c)| c.clone()).collect() };
+            shared.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let result = self.in_time(provider.apply(&changes)).await.unwrap_or_else(|| {
+                Err(ProviderError::Ambiguous("no answer before the round deadline; the write may have landed".into()))
+            });
+            match result {
+                Err(e) if batch.len() > 1 && splittable(&e) => {
+                    tracing::debug!(error = %e, changes = batch.len(), "batch failed: applying each half on its own");
+                    let mut first = batch;
+                    let second = first.split_off(first.len() / 2);
+                    batches.push(second);
+                    batches.push(first);
+                }
+                result => outcomes.extend(batch.iter().map(|(index, change)| {
+                    (
+                        *index,
+                        match &result {
+                            Ok(()) => Outcome::Applied { generation: change.ownership.generation },
+                            Err(ProviderError::Conflict(why)) => Outcome::Conflict(why.clone()),
+                            Err(other) => Outcome::Failed(other.clone()),
+                        },
+                    )
+                })),
+            }
+        }
     }
 
     /// Checks one intent and builds its change; `Ok(None)` when nothing is to be written.

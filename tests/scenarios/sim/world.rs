@@ -1,7 +1,7 @@
 //! What scenarios 1, 5 and 6 run on: a seeded fleet (policies generated per
 //! seed), the reference in-memory provider behind the [`Recorder`], the shared
-//! store, and replicas whose rounds are the controller's own (`plan_round`, the
-//! fenced [`Enactor`], `state::save`) through each replica's provider stack —
+//! store, and replicas whose rounds are the controller's own (the production
+//! [`Reconciler`]'s round, fenced) through each replica's provider stack —
 //! budget and retry layer ([`Resilient`]), optional faults ([`Chaotic`]), and
 //! the hooks a scenario needs to pause or kill a replica at a chosen point.
 
@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use veer::controller::providers::ProviderSet;
+use veer::controller::reconcile::{Reconciler, RoundInput, Writer};
 use veer::controller::state::StateSource;
 use veer::controller::{self, Setup};
 use veer::coord::{Coordinator, Epoch, Timings};
-use veer::enactor::{AlwaysLeader, Enactor, Fence, LeaderFence, Outcome};
+use veer::enactor::{AlwaysLeader, Fence, LeaderFence, Outcome};
 use veer::health::{EndpointHealth, EndpointKey, HealthState, HealthView};
 use veer::planner::WarmupState;
 use veer::policy::source::DocumentText;
@@ -506,6 +507,8 @@ pub struct Replica {
     renewing: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Writes without checking the fence (the safety mechanism of I3, switched off).
     unfenced: AtomicBool,
+    /// What its controller loop keeps between rounds (the production reconciler).
+    reconciler: tokio::sync::Mutex<Reconciler>,
 }
 
 impl Replica {
@@ -516,6 +519,7 @@ impl Replica {
             providers: stack(world, options),
             renewing: Mutex::new(None),
             unfenced: AtomicBool::new(false),
+            reconciler: tokio::sync::Mutex::new(Reconciler::new(veer::coord::Jitter::new(seed))),
         })
     }
 
@@ -560,46 +564,42 @@ impl Replica {
     pub async fn round_as(&self, world: &World, health: &Health, epoch: Epoch) -> Result<RoundOutcome, String> {
         let setup = &world.setup;
         let store = StateSource::Coordinator(self.coordinator.clone());
-        let planned = controller::plan_round(setup, &self.providers, &health.view(), &store, world.now())
-            .await
-            .map_err(|e| format!("{e:#}"))?;
         let fence: Arc<dyn Fence> = if self.unfenced.load(Ordering::SeqCst) {
             Arc::new(AlwaysLeader { epoch: epoch.0 })
         } else {
             Arc::new(LeaderFence::new(self.coordinator.clone(), epoch))
         };
-        let enactor = Enactor::new(
-            setup.config.config.cluster_id.value.clone(),
-            self.providers.providers.clone(),
+        let writer = Writer {
+            coordinator: self.coordinator.clone(),
+            epoch,
             fence,
-            controller::expected_write(&setup.config.config.coordination),
-        );
-        let report = enactor.enact(&planned.intents).await;
+            expected_write: controller::expected_write(&setup.config.config.coordination),
+            history_keep: controller::state::HISTORY_KEEP,
+        };
+        let view = health.view();
+        let input = RoundInput {
+            setup,
+            providers: &self.providers,
+            health: &view,
+            state: &store,
+            now: world.now(),
+            writer: Some(&writer),
+        };
+        let report = self.reconciler.lock().await.round(input).await.map_err(|e| format!("{e:#}"))?;
+        let planned = &report.planned;
         let warmed = planned.plan.state.records.iter().all(|(policy, record)| {
             record.endpoints.iter().all(|(endpoint, warmup)| {
                 let up = health.0.get(&EndpointKey::new(policy, endpoint)).copied().unwrap_or(true);
                 matches!((up, warmup), (true, WarmupState::Full) | (false, WarmupState::Out { .. }))
             })
         });
-        let mut outcome = RoundOutcome {
+        let outcomes = report.enacted.as_ref().map(|r| r.outcomes.iter().map(|(_, _, o)| o.clone()).collect());
+        Ok(RoundOutcome {
             intents: planned.intents.len(),
-            outcomes: report.outcomes.iter().map(|(_, _, o)| o.clone()).collect(),
-            saved: false,
+            outcomes: outcomes.unwrap_or_default(),
+            saved: report.converged(),
             settled: planned.intents.is_empty() && warmed && planned.plan.records.iter().all(|r| r.held.is_empty()),
-        };
-        if report.all_converged() {
-            controller::state::save(
-                self.coordinator.as_ref(),
-                epoch,
-                &planned.plan,
-                world.now(),
-                controller::state::HISTORY_KEEP,
-            )
-            .await
-            .map_err(|e| format!("saving the plan: {e}"))?;
-            outcome.saved = true;
-        }
-        Ok(outcome)
+        })
     }
 }
 
