@@ -786,6 +786,10 @@ fn every_alert_expression_references_existing_metrics_and_has_a_runbook() {
     let rules = alert_rules(&alerts);
     let names: BTreeSet<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
     let wanted = [
+        "VeerNoSuccessfulRound",
+        "VeerProviderUnavailable",
+        "VeerAppliesFailing",
+        "VeerNameQuarantined",
         "VeerNoLeader",
         "VeerCheckerImpaired",
         "VeerChangesHeldByVelocityCap",

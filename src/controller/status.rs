@@ -60,6 +60,12 @@ pub struct StatusReport {
     pub policy_reload_error: Option<String>,
     /// Why the store could not be read for this report (then overrides, warm-up and history are missing).
     pub store_error: Option<String>,
+    /// Providers the leader's rounds skip as unavailable (leader only).
+    #[serde(default)]
+    pub providers_unavailable: Vec<ProviderUnavailable>,
+    /// Names whose writes wait out a quarantine (leader only).
+    #[serde(default)]
+    pub quarantined: Vec<QuarantinedName>,
     /// Checker impairment (fail static, I7).
     pub checker: CheckerStatus,
     /// The vantages whose reports this replica has.
@@ -73,6 +79,28 @@ pub struct StatusReport {
     /// The next scheduled drill, the last result and the run in progress (from the store).
     #[serde(default)]
     pub drills: DrillsSummary,
+}
+
+/// A provider the leader skips, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderUnavailable {
+    /// The provider's configured name.
+    pub provider: String,
+    /// Its last error.
+    pub reason: String,
+}
+
+/// A name whose writes to one provider wait out a quarantine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantinedName {
+    /// The provider.
+    pub provider: String,
+    /// The record name.
+    pub record: String,
+    /// The last rejection.
+    pub reason: String,
 }
 
 /// A replica's part in the election.
@@ -395,6 +423,22 @@ pub fn build(input: &StatusInputs<'_>) -> StatusReport {
         last_error: input.summary.error.clone(),
         policy_reload_error: input.summary.reload_error.clone(),
         store_error: input.store.error.clone(),
+        providers_unavailable: input
+            .summary
+            .unavailable
+            .iter()
+            .map(|(provider, reason)| ProviderUnavailable { provider: provider.clone(), reason: reason.clone() })
+            .collect(),
+        quarantined: input
+            .summary
+            .quarantined
+            .iter()
+            .map(|(provider, record, reason)| QuarantinedName {
+                provider: provider.clone(),
+                record: record.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
         checker: CheckerStatus { impaired: health.impaired.clone() },
         vantages,
         records,

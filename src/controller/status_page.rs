@@ -152,6 +152,25 @@ fn banners(out: &mut String, report: &StatusReport) {
             escape(why)
         );
     }
+    for p in &report.providers_unavailable {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner warn\" id=\"provider-unavailable\"><b>Provider {} unavailable</b> — its records \
+             keep what they had; every other provider still fails over. {}</div>",
+            escape(&p.provider),
+            escape(&p.reason)
+        );
+    }
+    for q in &report.quarantined {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner warn\" id=\"quarantined\"><b>{} quarantined at {}</b> — writes retried with \
+             backoff. {}</div>",
+            escape(&q.record),
+            escape(&q.provider),
+            escape(&q.reason)
+        );
+    }
     if let Some(error) = &report.policy_reload_error {
         let _ = writeln!(
             out,
@@ -596,6 +615,15 @@ mod tests {
             last_error: None,
             policy_reload_error: Some("app.yaml:9:14: error: <timeout>".into()),
             store_error: None,
+            providers_unavailable: vec![crate::controller::status::ProviderUnavailable {
+                provider: "bind".into(),
+                reason: "unavailable: no answer before the round deadline".into(),
+            }],
+            quarantined: vec![crate::controller::status::QuarantinedName {
+                provider: "local".into(),
+                record: "www.example.com.".into(),
+                reason: "rejected: <conflicting CNAME>".into(),
+            }],
             checker: CheckerStatus { impaired: Some("r1 sees 100% down".into()) },
             vantages: vec![VantageStatus {
                 id: "r1".into(),
@@ -711,6 +739,10 @@ mod tests {
             "expires in 3h 59m",
             "<b>use1-b</b> 50 → 0: use1-b unhealthy (2/2 vantages)",
             "Policy reload rejected",
+            "<b>Provider bind unavailable</b>",
+            "no answer before the round deadline",
+            "<b>www.example.com. quarantined at local</b>",
+            "rejected: &lt;conflicting CNAME&gt;",
             "id=\"next-drill\">next <b>weekly-a</b> on api/endpoint/use1-a at <time>2026-11-23T08:00:00Z</time>",
             "id=\"last-drill\">last <b>weekly-b</b> on api/endpoint/use1-b <span class=\"badge bad\">aborted</span> \
              <time>2026-11-22T08:08:50Z</time>",

@@ -335,6 +335,13 @@ impl DnsServer {
         self.dir.path()
     }
 
+    /// Sends the server signal `name` (`STOP` freezes it: its API hangs rather than
+    /// refusing; `CONT` resumes it).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} {}", self.child.id());
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

@@ -36,12 +36,29 @@ pub struct Status {
     pub writes: Option<u64>,
     pub last_error: Option<String>,
     pub policy_reload_error: Option<String>,
+    pub providers_unavailable: Vec<ProviderUnavailable>,
+    pub quarantined: Vec<QuarantinedName>,
     pub checker: Option<Checker>,
     pub vantages: Vec<VantageInfo>,
     pub records: Vec<RecordStatus>,
     pub overrides: Vec<OverrideView>,
     /// The next scheduled drill, the last result, the run in progress (absent from older replicas).
     pub drills: crate::drill::api::DrillsSummary,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProviderUnavailable {
+    pub provider: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QuarantinedName {
+    pub provider: String,
+    pub record: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

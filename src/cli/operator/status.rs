@@ -127,6 +127,14 @@ fn header(out: &mut String, status: &Status, style: Style, now: u64) {
     if let Some(e) = &status.last_error {
         let _ = writeln!(out, "{}", style.red(&format!("last round failed: {e}")));
     }
+    for p in &status.providers_unavailable {
+        let text = format!("provider {} unavailable (its records wait, the others go on): {}", p.provider, p.reason);
+        let _ = writeln!(out, "{}", style.red(&wrap(&text, 80, "  ")));
+    }
+    for q in &status.quarantined {
+        let text = format!("{} quarantined at {} (retried with backoff): {}", q.record, q.provider, q.reason);
+        let _ = writeln!(out, "{}", style.red(&wrap(&text, 80, "  ")));
+    }
     if let Some(e) = &status.policy_reload_error {
         let _ = writeln!(out, "{}", style.red("policy reload rejected (the last good policies stay in force):"));
         for l in e.lines() {
@@ -312,6 +320,22 @@ mod tests {
         }
         assert!(!text.contains("other overrides"), "o-1 is shown with its record\n{text}");
         assert!(!text.contains('\x1b'), "no colour without a terminal");
+    }
+
+    #[test]
+    fn unavailable_providers_and_quarantined_names_are_shown_with_their_reason_within_80_columns() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "replica": "r1", "role": "leader",
+            "providersUnavailable": [ { "provider": "bind", "reason": "unavailable: no answer before the round deadline" } ],
+            "quarantined": [ { "provider": "route53", "record": "www.example.com.", "reason": "rejected: CNAME exists" } ]
+        }))
+        .unwrap();
+        let text = render(&status, None, Style::plain(), 0);
+        assert!(text.contains("provider bind unavailable (its records wait, the others go on):"), "{text}");
+        assert!(text.contains("no answer before the round deadline"), "{text}");
+        assert!(text.contains("www.example.com. quarantined at route53 (retried with backoff):"), "{text}");
+        assert!(text.contains("CNAME exists"), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The six scenarios of SPEC §11 with real processes (issue 11, deliverable 1b):
+//! The scenarios of SPEC §11 with real processes (issue 11, deliverable 1b):
 //! `veer run` replicas, real BIND (or veer's embedded server where a scenario
 //! needs neither BIND nor etcd), real etcd where leadership moves, and local
 //! HTTP backends that are killed and restarted. A [`resolver`] polls the managed
@@ -20,6 +20,8 @@
 //!   holds and everything converges after the storm.
 //! - 6 [`crash_restart`]: kill -9 at seeded random points of applies; every
 //!   restart converges, and no poll ever saw an empty answer.
+//! - 7 [`provider_outage`]: a provider's API hangs (BIND frozen) during an outage;
+//!   the other provider's records still fail over, and BIND converges once it resumes.
 //!
 //! `VEER_SCENARIO_SEED=N` replays a seeded scenario; every seeded one prints its seed.
 
@@ -38,6 +40,7 @@ mod crash_restart;
 mod fat_finger;
 mod flapping;
 mod mass_recovery;
+mod provider_outage;
 mod racing_writer;
 mod throttling_storm;
 
