@@ -100,6 +100,17 @@ impl ChaosPlan {
                 let seed = crate::health::schedule::stable_hash(&[&self.seed.to_le_bytes(), provider.as_bytes()]);
                 let name = provider.to_string();
                 let log = move |call: &ChaosCall| {
+                    if let Some(result) = &call.delivered {
+                        let outcome = match result {
+                            Ok(()) => "applied".to_string(),
+                            Err(e) => format!("{e:?}"),
+                        };
+                        tracing::info!(
+                            provider = %name, generations = ?call.generations, outcome = %outcome,
+                            "CHAOS: a stalled write reached the provider"
+                        );
+                        return;
+                    }
                     let fault = call.injected.map(|i| i.to_string()).unwrap_or_default();
                     tracing::info!(
                         provider = %name, operation = %call.operation, fault = %fault, generations = ?call.generations,

@@ -147,6 +147,7 @@ fn outcome_text(outcome: &Outcome) -> String {
         Outcome::Conflict(why) => format!("conflict: {why}"),
         Outcome::Fenced => "not written: leadership lost".into(),
         Outcome::Quarantined(why) => format!("not written: quarantined {why}"),
+        Outcome::InFlight => "sent, no answer yet at the round deadline".into(),
         Outcome::Failed(e) => format!("failed: {e}"),
     }
 }
@@ -173,7 +174,10 @@ fn print_round(round: &RoundReport, output: Output) {
                     })
                 })
                 .collect();
-            println!("{:#}", serde_json::json!({ "plan": r.plan, "writes": writes, "unread": unread }));
+            println!(
+                "{:#}",
+                serde_json::json!({ "plan": r.plan, "writes": writes, "unread": unread, "saveError": round.saved.as_ref().err() })
+            );
         }
         Output::Table => {
             for record in &r.plan.records {
@@ -191,6 +195,9 @@ fn print_round(round: &RoundReport, output: Output) {
             }
             for ((policy, provider), why) in &round.unread {
                 println!("not read: {policy} at {provider}: {why}");
+            }
+            if let Err(e) = &round.saved {
+                println!("not saved: {e}");
             }
             if r.intents.is_empty() && round.unread.is_empty() {
                 println!("no changes: every provider publishes the plan");

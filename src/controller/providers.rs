@@ -1,5 +1,7 @@
 //! Builds the configured providers: reads their secrets (files or environment
-//! variables, never inline), starts embedded servers, and wraps every provider in
+//! variables, never inline), starts embedded servers, sets up the ones that need
+//! the network (a failure there does not stop the process: the provider is
+//! deferred and retried), and wraps every provider in
 //! the API budget and the one retry layer ([`Resilient`]). On a game day
 //! (`veer run --chaos`) the faults go innermost, around the raw provider, so the
 //! metrics count them and the retry layer handles them as real failures:
@@ -66,6 +68,108 @@ pub struct ProviderSet {
     pub servers: Vec<EmbeddedServer>,
     /// Each provider's API budget, by name (for the budget-wait metric).
     pub budgets: BTreeMap<String, Arc<ApiBudget>>,
+}
+
+/// How a provider whose setup needs the network is built, again and again until
+/// it succeeds.
+type Connect = Box<
+    dyn Fn()
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<dyn Provider>, ProviderSetupError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How long setting a provider up (name resolution, zone lookup) may take at start
+/// before the process goes on without it.
+const CONNECT_AT_START: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A provider whose setup needs the network (server name resolution, Route 53
+/// zone lookup) and failed at start: the process runs without it, and each call
+/// tries the setup again (the rounds' backoff paces the tries). Until it is set up
+/// its calls fail as unavailable, so only its own units wait.
+struct Deferred {
+    name: String,
+    zones: Vec<RecordName>,
+    connect: Connect,
+    built: tokio::sync::OnceCell<Arc<dyn Provider>>,
+}
+
+impl Deferred {
+    async fn inner(&self) -> Result<&Arc<dyn Provider>, veer_provider::ProviderError> {
+        self.built
+            .get_or_try_init(|| async {
+                let connected = tokio::time::timeout(CONNECT_AT_START, (self.connect)()).await;
+                match connected {
+                    Ok(Ok(provider)) => {
+                        tracing::info!(provider = %self.name, "provider set up");
+                        Ok(provider)
+                    }
+                    Ok(Err(e)) => Err(veer_provider::ProviderError::Unavailable(format!("not set up: {e}"))),
+                    Err(_) => Err(veer_provider::ProviderError::Unavailable(format!(
+                        "not set up: no answer within {CONNECT_AT_START:?}"
+                    ))),
+                }
+            })
+            .await
+    }
+}
+
+impl Provider for Deferred {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The real provider's once set up; until then a conservative set-only shape
+    /// (nothing is planned for it without a read, which needs it set up).
+    fn capabilities(&self) -> veer_provider::Capabilities {
+        match self.built.get() {
+            Some(inner) => inner.capabilities(),
+            None => veer_provider::Capabilities {
+                weighting: veer_provider::Weighting::SetOnly,
+                batch_records_max: 2,
+                atomic_batches: false,
+                cas: veer_provider::CasPrimitive::PreRead,
+                answer_ids: false,
+            },
+        }
+    }
+
+    fn zones(&self) -> &[RecordName] {
+        &self.zones
+    }
+
+    fn read<'a>(
+        &'a self,
+        name: &'a RecordName,
+        rtype: veer_provider::RecordType,
+    ) -> veer_provider::ProviderFuture<'a, veer_provider::Observed> {
+        Box::pin(async move { self.inner().await?.read(name, rtype).await })
+    }
+
+    fn apply<'a>(&'a self, batch: &'a veer_provider::ChangeBatch) -> veer_provider::ProviderFuture<'a, ()> {
+        Box::pin(async move { self.inner().await?.apply(batch).await })
+    }
+}
+
+/// Sets up a provider that needs the network; when that fails for a reason other
+/// than a missing secret, returns a [`Deferred`] provider that keeps trying.
+async fn connect_or_defer(
+    name: &str,
+    zones: Vec<RecordName>,
+    connect: Connect,
+) -> Result<Arc<dyn Provider>, ProviderSetupError> {
+    match tokio::time::timeout(CONNECT_AT_START, connect()).await {
+        Ok(Ok(provider)) => Ok(provider),
+        Ok(Err(e @ (ProviderSetupError::SecretFile { .. } | ProviderSetupError::SecretEnv { .. }))) => Err(e),
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {CONNECT_AT_START:?}"),
+            };
+            tracing::warn!(provider = name, error = %why, "provider unavailable at start: running without it, retried with backoff");
+            Ok(Arc::new(Deferred { name: name.to_string(), zones, connect, built: Default::default() }))
+        }
+    }
 }
 
 /// Counts a provider's real calls (inside the budget and retry layer) and its
@@ -181,9 +285,23 @@ pub async fn build_with_chaos(
                 set.embedded.insert(name.clone(), store.clone());
                 Arc::new(EmbeddedProvider::new(name.clone(), store))
             }
-            ProviderType::Rfc2136 => Arc::new(rfc2136(name, base, provider).await?),
-            ProviderType::Powerdns => Arc::new(powerdns(name, base, provider).await?),
-            ProviderType::Route53 => Arc::new(route53(name, provider).await?),
+            ProviderType::Rfc2136 | ProviderType::Powerdns | ProviderType::Route53 => {
+                let zones = zones_of(provider);
+                let (owned_name, owned_base, owned_provider) = (name.clone(), base.to_path_buf(), provider.clone());
+                let connect: Connect = Box::new(move || {
+                    let (name, base, provider) = (owned_name.clone(), owned_base.clone(), owned_provider.clone());
+                    Box::pin(async move {
+                        Ok(match provider.kind.value {
+                            ProviderType::Rfc2136 => {
+                                Arc::new(rfc2136(&name, &base, &provider).await?) as Arc<dyn Provider>
+                            }
+                            ProviderType::Powerdns => Arc::new(powerdns(&name, &base, &provider).await?),
+                            _ => Arc::new(route53(&name, &provider).await?),
+                        })
+                    })
+                });
+                connect_or_defer(name, zones, connect).await?
+            }
             ProviderType::Cloudflare => Arc::new(cloudflare(name, base, provider)?),
             ProviderType::Gcloud => Arc::new(gcloud(name, base, provider)?),
             ProviderType::Azure => Arc::new(azure(name, base, provider)?),

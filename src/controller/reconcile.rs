@@ -5,16 +5,20 @@
 //! The unit of work is one record at one provider. Providers are read and
 //! written concurrently, each under the round's deadline; a provider that fails
 //! or times out fails only its own units, and every other unit of the round
-//! proceeds. Such a provider is marked *unavailable*: later rounds skip it at
-//! once (they never wait for it again) while one background read per provider
-//! retries it with full-jitter backoff. A name whose write keeps being rejected
+//! proceeds. A provider that gets no answer within the deadline is *skipped*:
+//! later rounds do not wait for it again while one background read retries it
+//! with full-jitter backoff; one that answers `Throttled` with a `Retry-After` is
+//! skipped that long (capped); one that fails fast is tried again next round. A name whose write keeps being rejected
 //! at a provider is *quarantined* with backoff, and never holds up other names.
 //!
 //! # The deadline
 //! Every round has a deadline: twice the shortest probe interval, within
-//! [2 s, 20 s] ([`round_deadline`]). Reads must be done by half of it, so that a
-//! provider hanging in a read leaves the others time to write; no provider call
-//! outlives the deadline.
+//! [2 s, 20 s] ([`round_deadline`]). Each provider's reads, then its writes, run as
+//! their own task; the round waits for reads until half the deadline and for
+//! writes until the deadline. A provider still busy then is not waited for and not
+//! cancelled (a write cut short would be ambiguous by our own hand): it is *busy*,
+//! later rounds skip it until its task ends, and the outcome of its writes is
+//! reported then (`late`). A task running for 5 deadlines is abandoned.
 //!
 //! # State per record
 //! A record's planner state (warm-up, velocity and change ledgers, generation)
@@ -59,13 +63,18 @@ fn full_jitter(unit: f64, failures: u32, base: Duration, cap: Duration, floor: D
 /// One provider's availability as rounds see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProviderStatus {
-    /// Why it is unavailable (`None`: available).
-    pub unavailable: Option<String>,
-    /// Consecutive failed rounds or retries.
+    /// The last call's failure, cleared by the next success (`None`: it answered).
+    pub failing: Option<String>,
+    /// Rounds skip it: a call got no answer within a round's deadline. Cleared by
+    /// a background read that answers.
+    pub skipped: bool,
+    /// Rounds skip it until then: it asked to be left alone (`Retry-After`, capped).
+    pub throttled_until: Option<Instant>,
+    /// Consecutive failures (drives the backoff of background reads).
     pub failures: u32,
-    /// When the next background retry may start.
+    /// When the next background read may start.
     pub retry_at: Option<Instant>,
-    /// A background retry is running.
+    /// A background read is running.
     pub retrying: bool,
     /// The last successful read, wall clock.
     pub last_read: Option<Timestamp>,
@@ -73,14 +82,25 @@ pub struct ProviderStatus {
     pub last_write: Option<Timestamp>,
 }
 
+impl ProviderStatus {
+    fn skipped_now(&self, now: Instant) -> bool {
+        self.skipped || self.throttled_until.is_some_and(|at| at > now)
+    }
+
+    /// Rounds use it and its last call answered.
+    pub fn available(&self, now: Instant) -> bool {
+        self.failing.is_none() && !self.skipped_now(now)
+    }
+}
+
 /// Every provider's availability, shared with the background retries.
 #[derive(Debug, Clone, Default)]
 pub struct Availability(Arc<Mutex<BTreeMap<String, ProviderStatus>>>);
 
-/// Backoff of unavailable providers' retries: from 1 s, at most 60 s.
+/// Backoff of background reads of a provider that stopped answering: from 1 s, at most 30 s.
 const RETRY_BASE: Duration = Duration::from_secs(1);
-const RETRY_CAP: Duration = Duration::from_secs(60);
-/// The longest `Retry-After` honoured before a throttled provider is retried.
+const RETRY_CAP: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured (rounds skip a throttled provider that long at most).
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
 
 impl Availability {
@@ -93,39 +113,76 @@ impl Availability {
         self.with(|m| m.clone())
     }
 
-    /// Providers that rounds skip, with the reason.
+    /// Providers that are failing or skipped, with the last failure (status, metrics).
     pub fn unavailable(&self) -> BTreeMap<String, String> {
-        self.with(|m| m.iter().filter_map(|(k, s)| Some((k.clone(), s.unavailable.clone()?))).collect())
+        let now = Instant::now();
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, s)| s.failing.is_some() || s.skipped_now(now))
+                .map(|(k, s)| (k.clone(), s.failing.clone().unwrap_or_else(|| "skipped".into())))
+                .collect()
+        })
+    }
+
+    /// Providers rounds do not call now, with the reason.
+    pub fn skipped(&self) -> BTreeMap<String, String> {
+        let now = Instant::now();
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, s)| s.skipped_now(now))
+                .map(|(k, s)| (k.clone(), s.failing.clone().unwrap_or_else(|| "skipped".into())))
+                .collect()
+        })
     }
 
     fn read_ok(&self, provider: &str, now: Timestamp) {
         self.with(|m| {
             let s = m.entry(provider.to_string()).or_default();
-            (s.unavailable, s.failures, s.retry_at) = (None, 0, None);
+            if s.skipped || s.failing.is_some() {
+                tracing::info!(provider, "provider answers again");
+            }
+            (s.failing, s.skipped, s.throttled_until, s.failures, s.retry_at) = (None, false, None, 0, None);
             s.last_read = Some(now);
         })
     }
 
     fn write_ok(&self, provider: &str, now: Timestamp) {
-        self.with(|m| m.entry(provider.to_string()).or_default().last_write = Some(now))
+        self.with(|m| {
+            let s = m.entry(provider.to_string()).or_default();
+            s.failing = None;
+            s.last_write = Some(now);
+        })
     }
 
-    /// Marks `provider` unavailable for `why`, retried after a full-jitter backoff
-    /// (or the provider's own `Retry-After`, capped).
-    fn failed(&self, provider: &str, why: &ProviderError, unit: f64) {
-        let retry_after = match why {
-            ProviderError::Throttled { retry_after } => retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
-            _ => None,
-        };
+    /// Counts a failed call. A provider that did not answer within the deadline
+    /// (`timed_out`) is skipped by rounds until a background read, after a
+    /// full-jitter backoff, gets an answer; one that asked to wait is skipped for
+    /// its `Retry-After` (capped); any other failure is tried again next round.
+    fn failed(&self, provider: &str, why: &ProviderError, timed_out: bool, unit: f64) {
         self.with(|m| {
             let s = m.entry(provider.to_string()).or_default();
             s.failures += 1;
-            let delay = full_jitter(unit, s.failures, RETRY_BASE, RETRY_CAP, retry_after.unwrap_or_default());
-            s.retry_at = Some(Instant::now() + delay);
-            if s.unavailable.is_none() {
-                tracing::warn!(provider, error = %why, retry_in = ?delay, "provider unavailable: its records wait, the others go on");
+            if timed_out && !s.skipped {
+                let delay = full_jitter(unit, s.failures, RETRY_BASE, RETRY_CAP, Duration::ZERO);
+                s.retry_at = Some(Instant::now() + delay);
+                tracing::warn!(provider, error = %why, "provider does not answer: rounds skip it (its records wait, the others go on) and a background read retries it");
             }
-            s.unavailable = Some(why.to_string());
+            s.skipped |= timed_out;
+            if let ProviderError::Throttled { retry_after: Some(wait) } = why {
+                s.throttled_until = Some(Instant::now() + (*wait).min(RETRY_AFTER_CAP));
+            }
+            s.failing = Some(why.to_string());
+        })
+    }
+
+    /// A background read failed: wait longer before the next.
+    fn retry_failed(&self, provider: &str, why: &ProviderError, unit: f64) {
+        self.with(|m| {
+            let s = m.entry(provider.to_string()).or_default();
+            s.failures += 1;
+            s.retry_at = Some(Instant::now() + full_jitter(unit, s.failures, RETRY_BASE, RETRY_CAP, Duration::ZERO));
+            s.failing = Some(why.to_string());
+            s.retrying = false;
         })
     }
 }
@@ -215,12 +272,16 @@ pub struct RoundInput<'a> {
 
 /// What one round did.
 pub struct RoundReport {
+    /// Whether the planner state and history were saved (the outcomes stand either way).
+    pub saved: Result<(), String>,
     /// The plan, its intents and what they were planned from.
     pub planned: super::Planned,
     /// Units that could not be read this round, with the reason.
     pub unread: BTreeMap<Unit, String>,
     /// The enactment, when the round wrote.
     pub enacted: Option<Report>,
+    /// Writes of earlier rounds that ended since (or were abandoned), with their outcome.
+    pub late: Vec<(Intent, Outcome)>,
     /// Policies whose planner state advanced (their plan is published somewhere).
     pub advanced: BTreeSet<String>,
     /// The round ran into its deadline.
@@ -232,7 +293,7 @@ pub struct RoundReport {
 impl RoundReport {
     /// Every unit read and every intent unchanged or applied.
     pub fn converged(&self) -> bool {
-        self.unread.is_empty() && self.enacted.as_ref().is_none_or(Report::all_converged)
+        self.saved.is_ok() && self.unread.is_empty() && self.enacted.as_ref().is_none_or(Report::all_converged)
     }
 }
 
@@ -244,7 +305,41 @@ pub struct Reconciler {
     availability: Availability,
     quarantine: Quarantine,
     jitter: Arc<crate::coord::Jitter>,
+    /// Providers with a task still running from an earlier round; rounds skip them.
+    busy: BTreeMap<String, Busy>,
 }
+
+/// A provider's task that a round stopped waiting for.
+struct Busy {
+    work: Work,
+    since: Instant,
+}
+
+enum Work {
+    Reads(tokio::task::JoinHandle<round::ReadResults>),
+    Writes { task: tokio::task::JoinHandle<Report>, intents: Vec<Intent> },
+}
+
+impl Work {
+    fn is_finished(&self) -> bool {
+        match self {
+            Work::Reads(task) => task.is_finished(),
+            Work::Writes { task, .. } => task.is_finished(),
+        }
+    }
+
+    fn abort(&self) {
+        match self {
+            Work::Reads(task) => task.abort(),
+            Work::Writes { task, .. } => task.abort(),
+        }
+    }
+}
+
+/// How long a provider's task may keep running past its round before it is
+/// abandoned (aborted): a call that never returns must not keep its provider
+/// busy for ever. A multiple of the round deadline.
+const BUSY_ROUNDS_MAX: u32 = 5;
 
 impl Default for Reconciler {
     fn default() -> Self {
@@ -260,7 +355,67 @@ impl Reconciler {
             availability: Default::default(),
             quarantine: Default::default(),
             jitter: Arc::new(jitter),
+            busy: BTreeMap::new(),
         }
+    }
+
+    /// Collects the tasks of earlier rounds that ended (returning the outcomes of
+    /// their writes, which those rounds could not report) and abandons the ones
+    /// running for longer than [`BUSY_ROUNDS_MAX`] deadlines.
+    fn collect_busy(&mut self, deadline: Duration, now: Timestamp) -> Vec<(Intent, Outcome)> {
+        use futures_util::FutureExt;
+        let mut late = Vec::new();
+        let finished: Vec<String> =
+            self.busy.iter().filter(|(_, b)| b.work.is_finished()).map(|(name, _)| name.clone()).collect();
+        for name in finished {
+            let Some(busy) = self.busy.remove(&name) else { continue };
+            match busy.work {
+                Work::Writes { task, intents } => {
+                    if let Some(Ok(report)) = task.now_or_never() {
+                        self.note_writes(&intents, &report, now);
+                        late.extend(intents.into_iter().zip(report.outcomes.into_iter().map(|(_, _, o)| o)));
+                    }
+                }
+                // Late reads are not used (the next round reads again), but what the
+                // provider answered counts: a throttle's `Retry-After` is honoured.
+                Work::Reads(task) => {
+                    if let Some(Ok(results)) = task.now_or_never()
+                        && let Some(error) = results.iter().find_map(|(_, r)| r.as_ref().err())
+                    {
+                        self.availability.failed(&name, error, false, self.jitter.unit());
+                    }
+                }
+            }
+        }
+        let abandoned: Vec<String> = self
+            .busy
+            .iter()
+            .filter(|(_, b)| b.since.elapsed() > deadline * BUSY_ROUNDS_MAX)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in abandoned {
+            let Some(busy) = self.busy.remove(&name) else { continue };
+            busy.work.abort();
+            let why = ProviderError::Unavailable(format!(
+                "a call got no answer within {:?}: abandoned",
+                deadline * BUSY_ROUNDS_MAX
+            ));
+            tracing::warn!(provider = %name, "a call got no answer for {BUSY_ROUNDS_MAX} round deadlines: abandoned");
+            if let Work::Writes { intents, .. } = busy.work {
+                let outcome = Outcome::Failed(ProviderError::Ambiguous(why.to_string()));
+                late.extend(intents.into_iter().map(|i| (i, outcome.clone())));
+            }
+            self.availability.failed(&name, &why, true, self.jitter.unit());
+        }
+        late
+    }
+
+    /// Providers with a task from an earlier round still running.
+    fn busy_providers(&self) -> BTreeMap<String, String> {
+        self.busy
+            .iter()
+            .map(|(name, b)| (name.clone(), format!("still busy with a call started {:?} ago", b.since.elapsed())))
+            .collect()
     }
 
     /// Forgets reusable reads (a new epoch or policy set).
@@ -279,81 +434,160 @@ impl Reconciler {
     }
 
     /// One round; see the module documentation. Errors only when the store cannot
-    /// be read or written; provider failures are per unit, in the report.
+    /// be read; provider failures are per unit, and a failed save is in the report
+    /// beside the outcomes it follows.
     pub async fn round(&mut self, input: RoundInput<'_>) -> anyhow::Result<RoundReport> {
         let started = Instant::now();
-        let deadline = started + round_deadline(input.setup);
-        // Reads get the first half: a provider that hangs in its read leaves the
-        // others the second half for their writes.
-        let reads_by = started + round_deadline(input.setup) / 2;
-        self.retry_unavailable(input.setup, input.providers, round_deadline(input.setup));
-        let skip = self.availability.unavailable();
+        let limit = round_deadline(input.setup);
+        let deadline = started + limit;
+        // Reads get the first half: a provider slow to read leaves the others the
+        // second half for their writes.
+        let reads_by = started + limit / 2;
+        let late = self.collect_busy(limit, input.now);
+        self.retry_unavailable(input.setup, input.providers, limit);
+        let mut skip = self.availability.skipped();
+        skip.extend(self.busy_providers());
         let reuse_for = |provider: &str| {
             input.setup.config.config.providers.get(provider).map_or(Duration::ZERO, |p| p.resync_every())
         };
-        let read = self.reads.observe(&input.setup.policies, input.providers, &skip, reuse_for, reads_by).await;
-        let mut observation = read;
+        let mut observation = self.observe(&input, &skip, &reuse_for, reads_by).await;
         let mut planned = self.plan(&input, &observation.observed).await?;
         if observation.reused && !planned.intents.is_empty() && input.writer.is_some() {
             // Never write from a reused read: read again, plan again.
             self.reads.forget();
-            observation = self.reads.observe(&input.setup.policies, input.providers, &skip, reuse_for, reads_by).await;
+            skip.extend(self.busy_providers());
+            observation = self.observe(&input, &skip, &reuse_for, reads_by).await;
             planned = self.plan(&input, &observation.observed).await?;
         }
         self.note_reads(&observation, input.now);
         let Some(writer) = input.writer else {
             return Ok(RoundReport {
+                saved: Ok(()),
                 planned,
                 unread: observation.failed.into_iter().map(|(k, (_, why))| (k, why)).collect(),
                 enacted: None,
+                late,
                 advanced: BTreeSet::new(),
                 deadline_missed: Instant::now() >= deadline,
                 duration: started.elapsed(),
             });
         };
-        let (intents, _held): (Vec<Intent>, Vec<Intent>) = planned
-            .intents
-            .iter()
-            .cloned()
-            .partition(|i| self.quarantine.holds(&i.provider, &i.desired.name, Instant::now()).is_none());
-        let enactor = Enactor::new(
+        let enactor = Arc::new(Enactor::new(
             input.setup.config.config.cluster_id.value.clone(),
             input.providers.providers.clone(),
             writer.fence.clone(),
             writer.expected_write,
-        )
-        .with_deadline(deadline);
-        let enacted = enactor.enact(&intents).await;
-        self.note_writes(&intents, &enacted, input.now);
-        // One outcome per planned intent, in order: the enacted ones, and the held ones.
-        let mut enacted_outcomes = enacted.outcomes.into_iter();
-        let outcomes = planned
-            .intents
-            .iter()
-            .map(|intent| match self.quarantine.holds(&intent.provider, &intent.desired.name, Instant::now()) {
-                Some(q) if !intents.contains(intent) => (
-                    intent.provider.clone(),
-                    intent.desired.name.clone(),
-                    Outcome::Quarantined(format!("after {} rejections in a row: {}", q.failures, q.reason)),
-                ),
-                _ => enacted_outcomes.next().expect("an outcome per enacted intent"),
-            })
-            .collect();
-        let report = Report { outcomes, writes: enacted.writes, fence_lost: enacted.fence_lost };
+        ));
+        let (report, held) = self.enact(&enactor, &planned.intents, deadline, input.now).await;
         if !planned.intents.is_empty() {
             self.reads.forget();
         }
         let advanced = advanced(&input, &planned, &observation.observed, &report);
-        let saved = persisted(&planned.state, &planned.plan, &advanced);
-        state::save(writer.coordinator.as_ref(), writer.epoch, &saved, input.now, writer.history_keep).await?;
+        let persisted = persisted(&planned.state, &planned.plan, &advanced);
+        let saved = state::save(writer.coordinator.as_ref(), writer.epoch, &persisted, input.now, writer.history_keep)
+            .await
+            .map_err(|e| format!("saving the planner state: {e}"));
         Ok(RoundReport {
+            saved,
             planned,
             unread: observation.failed.into_iter().map(|(k, (_, why))| (k, why)).collect(),
             enacted: Some(report),
+            late,
             advanced,
-            deadline_missed: Instant::now() >= deadline,
+            deadline_missed: held || Instant::now() >= deadline,
             duration: started.elapsed(),
         })
+    }
+
+    /// The round's reads; providers still reading at `reads_by` become busy.
+    async fn observe(
+        &mut self,
+        input: &RoundInput<'_>,
+        skip: &BTreeMap<String, String>,
+        reuse_for: &(dyn Fn(&str) -> Duration + Sync),
+        reads_by: Instant,
+    ) -> round::Observation {
+        let (observation, running) =
+            self.reads.observe(&input.setup.policies, input.providers, skip, reuse_for, reads_by).await;
+        for (name, task) in running {
+            self.busy.insert(name, Busy { work: Work::Reads(task), since: Instant::now() });
+        }
+        observation
+    }
+
+    /// Writes `intents` (quarantined names excepted), each provider's share as its
+    /// own task, waited for until `deadline`: a provider still writing then becomes
+    /// busy and its intents' outcome is [`Outcome::InFlight`] (reported as `late`
+    /// when the task ends). Returns one outcome per intent, in order, and whether
+    /// some provider was still writing at the deadline.
+    async fn enact(
+        &mut self,
+        enactor: &Arc<Enactor>,
+        intents: &[Intent],
+        deadline: Instant,
+        now: Timestamp,
+    ) -> (Report, bool) {
+        let at = Instant::now();
+        let mut by_provider: BTreeMap<String, Vec<Intent>> = BTreeMap::new();
+        for intent in intents.iter().filter(|i| self.quarantine.holds(&i.provider, &i.desired.name, at).is_none()) {
+            by_provider.entry(intent.provider.clone()).or_default().push(intent.clone());
+        }
+        let waited = futures_util::future::join_all(by_provider.into_iter().map(|(name, share)| {
+            let enactor = enactor.clone();
+            let owned = share.clone();
+            let mut task = tokio::spawn(async move { enactor.enact(&owned).await });
+            async move {
+                match tokio::time::timeout_at(deadline, &mut task).await {
+                    Ok(Ok(report)) => (name, share, Ok(report)),
+                    Ok(Err(panicked)) => (name, share, Err((None, panicked.to_string()))),
+                    Err(_) => (name, share, Err((Some(task), String::new()))),
+                }
+            }
+        }))
+        .await;
+        let mut report = Report::default();
+        let mut done: Vec<(Intent, Outcome)> = Vec::new();
+        let mut held = false;
+        for (name, share, result) in waited {
+            match result {
+                Ok(part) => {
+                    self.note_writes(&share, &part, now);
+                    report.writes += part.writes;
+                    report.fence_lost = report.fence_lost.or(part.fence_lost);
+                    report.durations.extend(part.durations);
+                    done.extend(share.into_iter().zip(part.outcomes.into_iter().map(|(_, _, o)| o)));
+                }
+                Err((Some(task), _)) => {
+                    held = true;
+                    tracing::warn!(provider = %name, "still writing at the round deadline: not waited for; its outcome is reported when it ends");
+                    done.extend(share.iter().cloned().map(|i| (i, Outcome::InFlight)));
+                    self.busy.insert(name, Busy { work: Work::Writes { task, intents: share }, since: at });
+                }
+                Err((None, panicked)) => {
+                    let outcome =
+                        Outcome::Failed(ProviderError::Ambiguous(format!("the write task failed: {panicked}")));
+                    done.extend(share.into_iter().map(|i| (i, outcome.clone())));
+                }
+            }
+        }
+        // One outcome per intent, in order: the enacted ones, and the quarantined ones.
+        report.outcomes = intents
+            .iter()
+            .map(|intent| {
+                let outcome = match done.iter().position(|(i, _)| i == intent) {
+                    Some(n) => done.swap_remove(n).1,
+                    None => {
+                        let q = self.quarantine.holds(&intent.provider, &intent.desired.name, at);
+                        let why = q.map_or_else(String::new, |q| {
+                            format!("after {} rejections in a row: {}", q.failures, q.reason)
+                        });
+                        Outcome::Quarantined(why)
+                    }
+                };
+                (intent.provider.clone(), intent.desired.name.clone(), outcome)
+            })
+            .collect();
+        (report, held)
     }
 
     async fn plan(&self, input: &RoundInput<'_>, observed: &Observations) -> anyhow::Result<super::Planned> {
@@ -362,15 +596,19 @@ impl Reconciler {
 
     /// Read outcomes into provider availability.
     fn note_reads(&self, observation: &round::Observation, now: Timestamp) {
-        let failed: BTreeMap<&str, &ProviderError> =
-            observation.failed.iter().filter_map(|((_, p), (e, _))| Some((p.as_str(), e.as_ref()?))).collect();
-        for (provider, error) in &failed {
-            self.availability.failed(provider, error, self.jitter.unit());
-        }
-        for (_, provider) in observation.observed.keys().chain(observation.fresh.iter()) {
-            if !failed.contains_key(provider.as_str()) && observation.fresh.iter().any(|(_, p)| p == provider) {
-                self.availability.read_ok(provider, now);
+        let mut failed: BTreeMap<&str, &ProviderError> = BTreeMap::new();
+        for ((_, provider), (error, _)) in &observation.failed {
+            if let Some(error) = error {
+                failed.entry(provider.as_str()).or_insert(error);
             }
+        }
+        for (provider, error) in &failed {
+            let timed_out = observation.timed_out.contains(*provider);
+            self.availability.failed(provider, error, timed_out, self.jitter.unit());
+        }
+        let read: BTreeSet<&str> = observation.fresh.iter().map(|(_, p)| p.as_str()).collect();
+        for provider in read.into_iter().filter(|p| !failed.contains_key(p)) {
+            self.availability.read_ok(provider, now);
         }
     }
 
@@ -385,7 +623,7 @@ impl Reconciler {
                 }
                 Outcome::Failed(
                     e @ (ProviderError::Unavailable(_) | ProviderError::Throttled { .. } | ProviderError::Ambiguous(_)),
-                ) => self.availability.failed(provider, e, self.jitter.unit()),
+                ) => self.availability.failed(provider, e, false, self.jitter.unit()),
                 Outcome::Failed(e @ (ProviderError::Rejected(_) | ProviderError::WouldEmpty(_))) => {
                     self.quarantine.rejected(provider, name, e.to_string(), self.jitter.unit())
                 }
@@ -400,8 +638,12 @@ impl Reconciler {
     fn retry_unavailable(&self, setup: &Setup, providers: &ProviderSet, timeout: Duration) {
         let due: Vec<String> = self.availability.with(|m| {
             m.iter_mut()
-                .filter(|(_, s)| {
-                    s.unavailable.is_some() && !s.retrying && s.retry_at.is_none_or(|at| at <= Instant::now())
+                // Never beside a call of an earlier round still running at that provider.
+                .filter(|(name, s)| {
+                    s.skipped
+                        && !s.retrying
+                        && !self.busy.contains_key(*name)
+                        && s.retry_at.is_none_or(|at| at <= Instant::now())
                 })
                 .map(|(name, s)| {
                     s.retrying = true;
@@ -431,12 +673,11 @@ impl Reconciler {
                 };
                 match result {
                     Ok(_) => {
-                        tracing::info!(provider = %name, "provider available again");
                         availability.read_ok(&name, crate::time::Clock::now(&crate::time::SystemClock::default()));
+                        availability.with(|m| m.entry(name).or_default().retrying = false);
                     }
-                    Err(e) => availability.failed(&name, &e, jitter.unit()),
+                    Err(e) => availability.retry_failed(&name, &e, jitter.unit()),
                 }
-                availability.with(|m| m.entry(name).or_default().retrying = false);
             });
         }
     }

@@ -27,6 +27,8 @@ pub struct Observation {
     pub fresh: BTreeSet<(String, String)>,
     /// Some unit's state is a reused earlier read.
     pub reused: bool,
+    /// Providers that gave no answer before the deadline.
+    pub timed_out: BTreeSet<String>,
 }
 
 /// Every (policy, provider) pair, in policy order.
@@ -37,58 +39,30 @@ fn units(policies: &[LoadedPolicy]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads every (policy, provider) pair, providers concurrently (each one's
-/// reads in turn, for its rate limits), none past `deadline`. Providers in
-/// `skip` (unavailable, with the reason) are not called. A failed read fails
-/// its unit only.
-pub async fn observe(
-    policies: &[LoadedPolicy],
-    providers: &ProviderSet,
-    skip: &BTreeMap<String, String>,
-    deadline: Option<tokio::time::Instant>,
-) -> Observation {
-    read_units(policies, providers, skip, deadline, units(policies)).await
+/// What one provider's reads of a round returned, per unit.
+pub type ReadResults = Vec<((String, String), Result<Observed, ProviderError>)>;
+
+/// One provider's reads of a round, owned so that they can run as their own task
+/// and outlive the round's wait for them (a slow provider is not cancelled, it is
+/// no longer waited for).
+pub struct ReadJob {
+    provider: std::sync::Arc<dyn veer_provider::Provider>,
+    units: Vec<((String, String), veer_provider::RecordName, veer_provider::RecordType)>,
 }
 
-async fn read_units(
-    policies: &[LoadedPolicy],
-    providers: &ProviderSet,
-    skip: &BTreeMap<String, String>,
-    deadline: Option<tokio::time::Instant>,
-    wanted: Vec<(String, String)>,
-) -> Observation {
-    let mut out = Observation::default();
-    let mut by_provider: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for unit in wanted {
-        if let Some(why) = skip.get(&unit.1) {
-            let text = format!("provider `{}` is unavailable ({why}): retried in the background", unit.1);
-            out.failed.insert(unit, (None, text));
-        } else if !providers.providers.contains_key(&unit.1) {
-            let text = format!("provider `{}` is not running (providers are built at start: restart veer)", unit.1);
-            out.failed.insert(unit, (None, text));
-        } else {
-            by_provider.entry(unit.1.clone()).or_default().push(unit);
-        }
-    }
-    let per_provider = futures_util::future::join_all(by_provider.into_iter().map(|(name, units)| async move {
-        let provider = &providers.providers[&name];
+impl ReadJob {
+    /// Reads each unit in turn (the provider's rate limits apply to all of them);
+    /// after a failure that a later call may cure, the rest fail the same way
+    /// without a call.
+    pub async fn run(self) -> ReadResults {
         let mut results = Vec::new();
         let mut gave_up: Option<ProviderError> = None;
-        for unit in units {
+        for (unit, name, rtype) in self.units {
             if let Some(e) = &gave_up {
                 results.push((unit, Err(e.clone())));
                 continue;
             }
-            let Some(loaded) = policies.iter().find(|l| l.policy.name() == unit.0) else { continue };
-            let policy = &loaded.policy;
-            let read = provider.read(policy.record_name(), policy.spec.record.record_type.value.record_type());
-            let result = match deadline {
-                Some(at) => tokio::time::timeout_at(at, read)
-                    .await
-                    .unwrap_or_else(|_| Err(ProviderError::Unavailable("no answer before the round deadline".into()))),
-                None => read.await,
-            };
-            // A provider that cannot answer one read within the round is not asked again in it.
+            let result = self.provider.read(&name, rtype).await;
             if let Err(e) = &result
                 && e.is_retryable()
             {
@@ -97,21 +71,62 @@ async fn read_units(
             results.push((unit, result));
         }
         results
-    }))
-    .await;
-    for (unit, result) in per_provider.into_iter().flatten() {
-        match result {
-            Ok(state) => {
-                out.fresh.insert(unit.clone());
-                out.observed.insert(unit, state);
-            }
-            Err(error) => {
-                let text = format!("reading {} from provider `{}`: {error}", unit.0, unit.1);
-                out.failed.insert(unit, (Some(error), text));
-            }
+    }
+}
+
+/// The read jobs for `wanted`, one per provider; units of providers in `skip` (with
+/// the reason) or not running fail at once, into `out`.
+fn read_jobs(
+    policies: &[LoadedPolicy],
+    providers: &ProviderSet,
+    skip: &BTreeMap<String, String>,
+    wanted: Vec<(String, String)>,
+    out: &mut Observation,
+) -> BTreeMap<String, ReadJob> {
+    let mut jobs: BTreeMap<String, ReadJob> = BTreeMap::new();
+    for unit in wanted {
+        let Some(loaded) = policies.iter().find(|l| l.policy.name() == unit.0) else { continue };
+        if let Some(why) = skip.get(&unit.1) {
+            let text = format!("provider `{}` is skipped: {why}", unit.1);
+            out.failed.insert(unit, (None, text));
+        } else if let Some(provider) = providers.providers.get(&unit.1) {
+            let (name, rtype) =
+                (loaded.policy.record_name().clone(), loaded.policy.spec.record.record_type.value.record_type());
+            let job =
+                jobs.entry(unit.1.clone()).or_insert_with(|| ReadJob { provider: provider.clone(), units: Vec::new() });
+            job.units.push((unit, name, rtype));
+        } else {
+            let text = format!("provider `{}` is not running (providers are built at start: restart veer)", unit.1);
+            out.failed.insert(unit, (None, text));
         }
     }
+    jobs
+}
+
+/// Reads every (policy, provider) pair, providers concurrently; `veer plan`'s
+/// whole read, waited for to the end. A failed read fails its unit only.
+pub async fn observe(policies: &[LoadedPolicy], providers: &ProviderSet) -> Observation {
+    let mut out = Observation::default();
+    let jobs = read_jobs(policies, providers, &BTreeMap::new(), units(policies), &mut out);
+    let results = futures_util::future::join_all(jobs.into_values().map(ReadJob::run)).await;
+    for (unit, result) in results.into_iter().flatten() {
+        record(&mut out, unit, result);
+    }
     out
+}
+
+/// One unit's read into the observation.
+fn record(out: &mut Observation, unit: (String, String), result: Result<Observed, ProviderError>) {
+    match result {
+        Ok(state) => {
+            out.fresh.insert(unit.clone());
+            out.observed.insert(unit, state);
+        }
+        Err(error) => {
+            let text = format!("reading {} from provider `{}`: {error}", unit.0, unit.1);
+            out.failed.insert(unit, (Some(error), text));
+        }
+    }
 }
 
 /// The last read of every (policy, provider) pair, reused by rounds that have
@@ -130,8 +145,11 @@ impl ObservationCache {
         self.reads.clear();
     }
 
-    /// [`observe`], reusing each pair's last read while it is younger than
-    /// `reuse_for(provider)`. A failed read forgets that pair.
+    /// Reads every (policy, provider) pair not skipped, reusing each pair's last
+    /// read while it is younger than `reuse_for(provider)`. Each provider's reads
+    /// run as their own task, waited for until `deadline`: the tasks still running
+    /// then are returned (their units fail as not answered in time), not cancelled.
+    /// A failed read forgets that pair.
     pub async fn observe(
         &mut self,
         policies: &[LoadedPolicy],
@@ -139,14 +157,41 @@ impl ObservationCache {
         skip: &BTreeMap<String, String>,
         reuse_for: impl Fn(&str) -> std::time::Duration,
         deadline: tokio::time::Instant,
-    ) -> Observation {
+    ) -> (Observation, Vec<(String, tokio::task::JoinHandle<ReadResults>)>) {
         let now = std::time::Instant::now();
         let wanted = units(policies);
         self.reads
             .retain(|key, (_, at)| wanted.contains(key) && now.saturating_duration_since(*at) < reuse_for(&key.1));
         let (reusable, to_read): (Vec<_>, Vec<_>) =
             wanted.into_iter().partition(|key| self.reads.contains_key(key) && !skip.contains_key(&key.1));
-        let mut out = read_units(policies, providers, skip, Some(deadline), to_read).await;
+        let mut out = Observation::default();
+        let jobs = read_jobs(policies, providers, skip, to_read, &mut out);
+        let waited = futures_util::future::join_all(jobs.into_iter().map(|(name, job)| {
+            let units: Vec<(String, String)> = job.units.iter().map(|(u, _, _)| u.clone()).collect();
+            let mut task = tokio::spawn(job.run());
+            async move {
+                match tokio::time::timeout_at(deadline, &mut task).await {
+                    Ok(Ok(results)) => (name, units, Ok(results)),
+                    Ok(Err(panicked)) => (name, units, Err((None, panicked.to_string()))),
+                    Err(_) => (name, units, Err((Some(task), "no answer before the round deadline".to_string()))),
+                }
+            }
+        }))
+        .await;
+        let mut running = Vec::new();
+        for (name, units, result) in waited {
+            match result {
+                Ok(results) => results.into_iter().for_each(|(unit, result)| record(&mut out, unit, result)),
+                Err((task, why)) => {
+                    let error = ProviderError::Unavailable(why);
+                    for unit in units {
+                        record(&mut out, unit, Err(error.clone()));
+                    }
+                    out.timed_out.insert(name.clone());
+                    running.extend(task.map(|t| (name, t)));
+                }
+            }
+        }
         for key in reusable {
             out.reused = true;
             let (state, _) = &self.reads[&key];
@@ -158,7 +203,7 @@ impl ObservationCache {
         for key in &out.fresh {
             self.reads.insert(key.clone(), (out.observed[key].clone(), now));
         }
-        out
+        (out, running)
     }
 }
 

@@ -571,9 +571,28 @@ impl Controller {
         for (unit, why) in &report.unread {
             tracing::debug!(policy = %unit.0, provider = %unit.1, reason = %why, "not read this round");
         }
-        let super::reconcile::RoundReport { planned, enacted, .. } = report;
+        let super::reconcile::RoundReport { planned, enacted, saved, late, .. } = report;
+        for (intent, outcome) in &late {
+            let l = labels(&[("provider", intent.provider.as_str()), ("outcome", outcome_label(outcome))]);
+            self.metrics.applies.get_or_create(&l).inc();
+            let (record, provider) = (&intent.desired.name, &intent.provider);
+            match outcome {
+                Outcome::Applied { generation } => {
+                    tracing::info!(record = %record, provider = %provider, generation, "applied (an earlier round's write, ended late)")
+                }
+                other => {
+                    tracing::warn!(record = %record, provider = %provider, outcome = ?other, "not applied (an earlier round's write, ended late)")
+                }
+            }
+        }
         let Planned { plan, intents, observed, overrides, state: planned_from, published } = planned;
         let result = enacted.unwrap_or_default();
+        for (provider, took) in &result.durations {
+            self.metrics
+                .apply_duration
+                .get_or_create(&labels(&[("provider", provider.as_str())]))
+                .observe(took.as_secs_f64());
+        }
         let mut applied = 0;
         for ((provider, name, outcome), intent) in result.outcomes.iter().zip(&intents) {
             let record = plan.records.iter().find(|r| r.policy == intent.policy);
@@ -596,12 +615,17 @@ impl Controller {
                     );
                 }
                 Outcome::Unchanged => {}
+                Outcome::InFlight => {
+                    tracing::warn!(record = %name, provider = %provider, "sent; no answer yet at the round deadline")
+                }
                 other => tracing::warn!(record = %name, provider = %provider, outcome = ?other, "not applied"),
             }
-            self.metrics
-                .applies
-                .get_or_create(&labels(&[("provider", provider), ("outcome", outcome_label(outcome))]))
-                .inc();
+            if *outcome != Outcome::InFlight {
+                self.metrics
+                    .applies
+                    .get_or_create(&labels(&[("provider", provider), ("outcome", outcome_label(outcome))]))
+                    .inc();
+            }
         }
         self.record_plan(&plan);
         self.record_budgets();
@@ -630,7 +654,7 @@ impl Controller {
         if matches!(*self.coordinator.leadership().borrow(), Leadership::Lost { .. }) {
             tracing::warn!(epoch = epoch.0, "leadership lost: writes stopped");
         }
-        Ok(())
+        saved.map_err(anyhow::Error::msg)
     }
 }
 
@@ -671,6 +695,7 @@ pub(super) fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::Failed(_) => "error",
         Outcome::Fenced => "fenced",
         Outcome::Quarantined(_) => "quarantined",
+        Outcome::InFlight => "in_flight",
         Outcome::WouldEmpty | Outcome::NotOwned(_) => "refused",
     }
 }
@@ -690,7 +715,10 @@ impl Controller {
         for name in self.providers.providers.keys() {
             let status = statuses.get(name).cloned().unwrap_or_default();
             let l = labels(&[("provider", name.as_str())]);
-            self.metrics.provider_available.get_or_create(&l).set(i64::from(status.unavailable.is_none()));
+            self.metrics
+                .provider_available
+                .get_or_create(&l)
+                .set(i64::from(status.available(tokio::time::Instant::now())));
             if let Some(at) = status.last_read {
                 self.metrics.provider_last_read.get_or_create(&l).set(at.as_millis() as f64 / 1000.0);
             }
@@ -706,9 +734,15 @@ impl Controller {
             .filter(|(_, q)| q.until > now)
             .map(|((provider, name), q)| (provider.clone(), name.to_string(), q.reason.clone()))
             .collect();
-        for ((provider, name), q) in reconciler.quarantine().entries() {
-            let l = labels(&[("provider", provider.as_str()), ("record", name.as_str())]);
-            self.metrics.quarantined.get_or_create(&l).set(i64::from(q.until > now));
+        // Every unit has a series (0 unless quarantined), so alerts and dashboards see them from the start.
+        let setup = self.setup();
+        for loaded in &setup.policies {
+            let record = loaded.policy.record_name();
+            for target in &loaded.policy.spec.publish_to.value {
+                let held = reconciler.quarantine().entries().get(&(target.value.clone(), record.clone()));
+                let l = labels(&[("provider", target.value.as_str()), ("record", record.as_str())]);
+                self.metrics.quarantined.get_or_create(&l).set(i64::from(held.is_some_and(|q| q.until > now)));
+            }
         }
         let unavailable = reconciler.availability().unavailable();
         self.summary.send_modify(|s| {

@@ -728,6 +728,7 @@ pub fn last_applies(
             Outcome::Failed(e) => format!("{provider}: {e}"),
             Outcome::Fenced => format!("{provider}: not attempted: the leadership fence failed"),
             Outcome::Quarantined(why) => format!("{provider}: not attempted: quarantined {why}"),
+            Outcome::InFlight => format!("{provider}: sent, no answer yet at the round deadline"),
             Outcome::WouldEmpty => format!("{provider}: refused: the change would leave the name empty"),
             Outcome::NotOwned(m) => format!("{provider}: refused: {m}"),
         };

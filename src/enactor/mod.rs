@@ -24,9 +24,8 @@
 //! concurrently, each on its own, so a slow or failing provider holds up only its
 //! own intents. A rejected batch is split in halves until the changes that fail are
 //! alone, and the rest is applied in the same round: one bad name never blocks its
-//! zone. With [`Enactor::with_deadline`] no call outlives the round's deadline: a
-//! read or write still running then is dropped (a write so cut short is reported
-//! ambiguous; the next round reads before it plans).
+//! zone. A write is never cancelled by the enactor: the controller runs each
+//! provider's share as its own task and stops *waiting* for one that is slow.
 //!
 //! # Assumptions
 //! Providers are wrapped in [`veer_provider::Resilient`]: the API budget, the one
@@ -83,6 +82,9 @@ pub enum Outcome {
     Fenced,
     /// Not attempted: the name keeps failing at this provider and waits out its backoff.
     Quarantined(String),
+    /// Sent, and still running at the provider when the round stopped waiting; its
+    /// outcome is reported when it ends.
+    InFlight,
     /// The provider call failed.
     Failed(ProviderError),
 }
@@ -103,6 +105,8 @@ pub struct Report {
     pub writes: usize,
     /// Set when the fence failed; no write followed it.
     pub fence_lost: Option<FenceError>,
+    /// How long each provider's share took.
+    pub durations: BTreeMap<String, Duration>,
 }
 
 impl Report {
@@ -118,7 +122,6 @@ pub struct Enactor {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     fence: Arc<dyn Fence>,
     expected_write: Duration,
-    deadline: Option<tokio::time::Instant>,
 }
 
 /// What the providers' concurrent tasks share within one enactment.
@@ -150,25 +153,7 @@ impl Enactor {
         fence: Arc<dyn Fence>,
         expected_write: Duration,
     ) -> Self {
-        Self { owner: owner.into(), providers, fence, expected_write, deadline: None }
-    }
-
-    /// No provider call of [`Enactor::enact`] runs past `deadline`.
-    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// Runs `call` until the deadline; `None` when the deadline came first.
-    async fn in_time<T>(&self, call: impl std::future::Future<Output = T>) -> Option<T> {
-        match self.deadline {
-            Some(at) => tokio::time::timeout_at(at, call).await.ok(),
-            None => Some(call.await),
-        }
-    }
-
-    fn past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|at| tokio::time::Instant::now() >= at)
+        Self { owner: owner.into(), providers, fence, expected_write }
     }
 
     /// Applies the intents; see the module documentation for the guarantees.
@@ -178,13 +163,22 @@ impl Enactor {
             by_provider.entry(intent.provider.as_str()).or_default().push(index);
         }
         let shared = Shared::default();
-        let per_provider = futures_util::future::join_all(
-            by_provider.into_iter().map(|(provider, indices)| self.enact_at(provider, indices, intents, &shared)),
-        )
+        let per_provider = futures_util::future::join_all(by_provider.into_iter().map(|(provider, indices)| {
+            let shared = &shared;
+            async move {
+                let started = tokio::time::Instant::now();
+                let outcomes = self.enact_at(provider, indices, intents, shared).await;
+                (provider, started.elapsed(), outcomes)
+            }
+        }))
         .await;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; intents.len()];
-        for (index, outcome) in per_provider.into_iter().flatten() {
-            outcomes[index] = Some(outcome);
+        let mut durations = BTreeMap::new();
+        for (provider, took, done) in per_provider {
+            durations.insert(provider.to_string(), took);
+            for (index, outcome) in done {
+                outcomes[index] = Some(outcome);
+            }
         }
         Report {
             outcomes: intents
@@ -194,6 +188,7 @@ impl Enactor {
                 .collect(),
             writes: shared.writes.into_inner(),
             fence_lost: shared.fence_lost.into_inner().unwrap_or_else(|e| e.into_inner()),
+            durations,
         }
     }
 
@@ -209,13 +204,7 @@ impl Enactor {
         // Per zone: indices of intents that need a write, with their change.
         let mut pending: BTreeMap<RecordName, Vec<(usize, Change)>> = BTreeMap::new();
         for index in indices {
-            let prepared = match self.in_time(self.prepare(&intents[index])).await {
-                Some(prepared) => prepared,
-                None => Err(Outcome::Failed(ProviderError::Unavailable(format!(
-                    "no answer from provider `{provider_name}` before the round deadline"
-                )))),
-            };
-            match prepared {
+            match self.prepare(&intents[index]).await {
                 Ok(Some((zone, change))) => pending.entry(zone).or_default().push((index, change)),
                 Ok(None) => outcomes.push((index, Outcome::Unchanged)),
                 Err(outcome) => outcomes.push((index, outcome)),
@@ -262,17 +251,9 @@ impl Enactor {
                 outcomes.extend(batch.iter().map(|(index, _)| (*index, Outcome::Fenced)));
                 continue;
             };
-            if self.past_deadline() {
-                let why = "the round deadline passed before the write was sent";
-                outcomes
-                    .extend(batch.iter().map(|(i, _)| (*i, Outcome::Failed(ProviderError::Unavailable(why.into())))));
-                continue;
-            }
             let changes = ChangeBatch { zone: zone.clone(), changes: batch.iter().map(|(_, c)| c.clone()).collect() };
             shared.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let result = self.in_time(provider.apply(&changes)).await.unwrap_or_else(|| {
-                Err(ProviderError::Ambiguous("no answer before the round deadline; the write may have landed".into()))
-            });
+            let result = provider.apply(&changes).await;
             match result {
                 Err(e) if batch.len() > 1 && splittable(&e) => {
                     tracing::debug!(error = %e, changes = batch.len(), "batch failed: applying each half on its own");

@@ -23,7 +23,10 @@
 //! - `stalled`: the call waits exactly `stall_for` *before* it reaches the
 //!   provider, as a caller held up by its own retries or a long pause would:
 //!   the racing writer of SPEC §1.1 sends a change it built long ago. Unlike
-//!   `delayed`, nothing has happened at the provider while it waits.
+//!   `delayed`, nothing has happened at the provider while it waits. A stalled
+//!   write is in transit: it reaches the provider even if its caller gave up
+//!   waiting (a deadline cannot recall a request), and the observer hears what
+//!   the provider answered.
 //!
 //! # Watching it happen
 //! [`Chaotic::observed`] hands every injected fault to a callback when the call
@@ -236,6 +239,9 @@ pub struct ChaosCall {
     pub injected: Option<Injected>,
     /// For a write, the generations its ownership records would publish (empty for reads).
     pub generations: Vec<u64>,
+    /// For a stalled write, what the provider answered once the write reached it
+    /// (reported in a second call of the observer); `None` when the call arrives.
+    pub delivered: Option<Result<(), ProviderError>>,
 }
 
 /// Called with every call that gets a fault, when the call arrives (see [`Chaotic::observed`]).
@@ -369,7 +375,7 @@ impl Chaotic {
         let mut draws = SplitMix(self.seed ^ key.rotate_left(17) ^ number.wrapping_mul(0xA24B_AED4_963E_E407));
         let injected = pick(&rates, operation, &mut draws);
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).count(operation, injected);
-        let call = ChaosCall { at: now, operation, injected, generations };
+        let call = ChaosCall { at: now, operation, injected, generations, delivered: None };
         if let Some(observer) = self.observer.as_ref().filter(|_| injected.is_some()) {
             observer(&call);
         }
@@ -515,8 +521,28 @@ impl crate::ProviderWrapper for Chaotic {
                     result
                 }
                 Some(Injected::Stalled(by)) => {
-                    tokio::time::sleep(by).await;
-                    self.inner.apply(batch).await
+                    // In transit: the write reaches the provider after `by` whether or
+                    // not its caller still waits (a deadline cannot recall a request).
+                    let (inner, owned, observer) = (self.inner.clone(), batch.clone(), self.observer.clone());
+                    let generations = owned.changes.iter().map(|c| c.ownership.generation).collect();
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(by).await;
+                        let result = inner.apply(&owned).await;
+                        if let Some(observer) = observer {
+                            observer(&ChaosCall {
+                                at: Instant::now(),
+                                operation: Operation::Write,
+                                injected: Some(Injected::Stalled(by)),
+                                generations,
+                                delivered: Some(result.clone()),
+                            });
+                        }
+                        let _ = tx.send(result);
+                    });
+                    rx.await.unwrap_or_else(|_| {
+                        Err(ProviderError::Ambiguous(format!("{INJECTED}: the stalled write was lost")))
+                    })
                 }
             }
         })

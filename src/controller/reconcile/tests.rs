@@ -17,6 +17,7 @@ struct Switch {
     fail: AtomicBool,
     set_only: bool,
     reject: Mutex<Option<String>>,
+    slow_writes: Mutex<Option<Duration>>,
 }
 
 impl Switch {
@@ -28,6 +29,7 @@ impl Switch {
             fail: AtomicBool::new(false),
             set_only,
             reject: Mutex::new(None),
+            slow_writes: Mutex::new(None),
         })
     }
 }
@@ -59,6 +61,12 @@ impl veer_provider::ProviderWrapper for Switch {
     fn apply<'a>(&'a self, batch: &'a ChangeBatch) -> ProviderFuture<'a, ()> {
         if self.hang.load(Ordering::SeqCst) {
             return Box::pin(std::future::pending());
+        }
+        if let Some(by) = *self.slow_writes.lock().unwrap() {
+            return Box::pin(async move {
+                tokio::time::sleep(by).await;
+                self.inner.apply(batch).await
+            });
         }
         let rejected = self.reject.lock().unwrap().clone();
         if let Some(name) = rejected.filter(|n| batch.changes.iter().any(|c| c.name().as_str() == n)) {
@@ -200,7 +208,7 @@ async fn a_hung_provider_fails_only_its_units_is_skipped_then_converges_to_the_c
     // The next rounds skip b at once: they never wait for it again.
     let report = rig.round(&["e2"], 11).await;
     assert!(report.duration < Duration::from_millis(100), "b is not waited for: {:?}", report.duration);
-    assert!(report.unread[&("both".to_string(), "b".to_string())].contains("unavailable"), "{:?}", report.unread);
+    assert!(report.unread[&("both".to_string(), "b".to_string())].contains("skipped"), "{:?}", report.unread);
 
     // b comes back: a background read finds it, and it gets the current plan, not an older one.
     rig.b.hang.store(false, Ordering::SeqCst);
@@ -218,7 +226,7 @@ async fn a_hung_provider_fails_only_its_units_is_skipped_then_converges_to_the_c
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_provider_that_fails_reads_holds_back_nothing_else_and_is_retried_with_backoff() {
+async fn a_provider_that_fails_reads_holds_back_nothing_else_and_is_tried_again_next_round() {
     let mut rig = Rig::new(false, "0s").await;
     rig.round(&[], 0).await;
     rig.b.fail.store(true, Ordering::SeqCst);
@@ -226,8 +234,15 @@ async fn a_provider_that_fails_reads_holds_back_nothing_else_and_is_retried_with
     assert_eq!(report.unread.len(), 1, "{:?}", report.unread);
     assert_eq!(addresses(&rig.answers(&rig.a, "both").await), ["192.0.2.2"]);
     let status = &rig.reconciler.availability().snapshot()["b"];
-    assert!(status.unavailable.as_deref().is_some_and(|w| w.contains("connection refused")), "{status:?}");
-    assert!(status.retry_at.is_some() && status.last_read.is_some());
+    assert!(status.failing.as_deref().is_some_and(|w| w.contains("connection refused")), "{status:?}");
+    assert!(
+        !status.skipped && status.last_read.is_some(),
+        "a provider that fails fast is tried every round: {status:?}"
+    );
+    let before = rig.counting.reads();
+    rig.round(&["e1"], 11).await;
+    assert!(rig.counting.reads() > before, "a keeps being read");
+    assert!(rig.reconciler.availability().unavailable().contains_key("b"), "b is reported while it fails");
 }
 
 #[tokio::test(start_paused = true)]
@@ -326,4 +341,46 @@ async fn a_round_with_nothing_to_write_reuses_reads_and_one_that_would_write_rea
     let intent = report.planned.intents.iter().find(|i| i.policy == "only" && i.provider == "a").unwrap();
     let base: Vec<&str> = intent.base.records.iter().flat_map(|r| r.answers.iter().map(|a| a.value.as_str())).collect();
     assert_eq!(base, ["192.0.2.2"], "the write is built on what the provider holds now");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_slow_to_write_is_not_waited_for_and_its_write_is_reported_when_it_ends() {
+    let mut rig = Rig::new(false, "0s").await;
+    rig.round(&[], 0).await;
+    *rig.b.slow_writes.lock().unwrap() = Some(Duration::from_secs(5));
+    let report = rig.round(&["e2"], 10).await;
+    let deadline = round_deadline(&rig.setup);
+    assert!(report.duration <= deadline + Duration::from_millis(50), "not waited for: {:?}", report.duration);
+    assert!(report.deadline_missed);
+    let outcomes = &report.enacted.as_ref().unwrap().outcomes;
+    assert!(outcomes.iter().any(|(p, _, o)| p == "b" && *o == Outcome::InFlight), "{outcomes:?}");
+    assert_eq!(addresses(&rig.answers(&rig.a, "both").await), ["192.0.2.1"], "a's writes do not wait for b's");
+    assert!(!report.advanced.is_empty());
+
+    // While its write runs, b is skipped; when it ends, the next round reports it.
+    let report = rig.round(&["e2"], 11).await;
+    assert!(report.unread[&("both".to_string(), "b".to_string())].contains("still busy"), "{:?}", report.unread);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    *rig.b.slow_writes.lock().unwrap() = None;
+    let report = rig.round(&["e2"], 17).await;
+    assert!(
+        report.late.iter().any(|(i, o)| i.provider == "b" && matches!(o, Outcome::Applied { .. })),
+        "the late write is reported: {:?}",
+        report.late
+    );
+    assert_eq!(addresses(&rig.answers(&rig.b, "both").await), ["192.0.2.1"]);
+    assert!(rig.round(&["e2"], 18).await.converged());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_never_returns_is_abandoned_after_five_deadlines() {
+    let mut rig = Rig::new(false, "0s").await;
+    rig.round(&[], 0).await;
+    rig.b.hang.store(true, Ordering::SeqCst);
+    rig.round(&["e2"], 10).await;
+    let limit = round_deadline(&rig.setup) * BUSY_ROUNDS_MAX;
+    tokio::time::sleep(limit + Duration::from_secs(1)).await;
+    rig.round(&["e2"], 30).await;
+    assert!(rig.reconciler.busy.is_empty(), "the hung read was abandoned");
+    assert!(rig.reconciler.availability().skipped().contains_key("b"), "and b waits for a background read");
 }

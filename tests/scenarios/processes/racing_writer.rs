@@ -172,12 +172,14 @@ fn a_leader_paused_between_building_and_sending_its_change_has_it_refused_by_bin
     let writes_before = sum(&new.metrics(), "veer_provider_calls_total", &["operation=\"write\""]);
     old.signal("CONT");
     let resumed = timeline.now();
+    // The write was in transit (stalled): it reaches BIND on resume, whether or not
+    // the round that sent it still waits for the answer (its deadline has passed).
     let (_, outcome) = old
-        .wait_for_line(Duration::from_secs(15), skip, |l| l.contains("applied "))
-        .unwrap_or_else(|| panic!("the resumed leader never reported its write\n{}", old.log()));
+        .wait_for_line(Duration::from_secs(15), skip, |l| l.contains("CHAOS: a stalled write reached the provider"))
+        .unwrap_or_else(|| panic!("the resumed leader's stale write never reached BIND\n{}", old.log()));
     println!("{:>8.3}s resumed; the stale write: {outcome}", resumed.as_secs_f64());
     assert!(
-        outcome.contains("not applied") && outcome.contains("Conflict"),
+        outcome.contains("Conflict"),
         "BIND's compare-and-swap must refuse the stale write of generation {stale}: {outcome}"
     );
     assert!(
@@ -185,8 +187,6 @@ fn a_leader_paused_between_building_and_sending_its_change_has_it_refused_by_bin
         "the old leader observes its loss within the renew deadline (plus slack)\n{}",
         old.log()
     );
-    let conflicts = sum(&old.metrics(), "veer_applies_total", &["outcome=\"conflict\""]);
-    assert!(conflicts >= 1.0, "the refusal is counted: {conflicts}");
     let old_writes = sum(&old.metrics(), "veer_provider_calls_total", &["operation=\"write\""]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(

@@ -144,9 +144,10 @@ pub fn race(seed: u64, switched: Switched) -> Result<Race, String> {
         old.resume_renewing();
         gate.release();
         let stale = stale_round.await.map_err(|e| format!("the old leader's round panicked: {e}"))?;
+        let at_provider = gate.delivered().await;
         let stale_outcome = match &stale {
-            Ok(outcome) => format!("{:?}", outcome.outcomes),
-            Err(e) => e.clone(),
+            Ok(outcome) => format!("round: {:?}; at the provider: {at_provider:?}", outcome.outcomes),
+            Err(e) => format!("round: {e}; at the provider: {at_provider:?}"),
         };
         world.recorder.observe().await;
 
@@ -174,8 +175,8 @@ pub fn race(seed: u64, switched: Switched) -> Result<Race, String> {
                 late.len()
             ));
         }
-        if let Ok(outcome) = &stale
-            && outcome.outcomes.iter().any(|o| matches!(o, Outcome::Applied { .. }))
+        if stale.as_ref().is_ok_and(|o| o.outcomes.iter().any(|o| matches!(o, Outcome::Applied { .. })))
+            || at_provider.is_ok()
         {
             violations.push(format!("I2: the stale write built from generation {built_from} was applied"));
         }
@@ -217,7 +218,7 @@ fn a_paused_leader_that_resumes_after_newer_generations_and_a_history_clean_up_w
         if !race.violations.is_empty() {
             return Err(race.violations.join("; "));
         }
-        if !race.stale_outcome.contains("Conflict") {
+        if !race.stale_outcome.contains("at the provider: Err(Conflict") {
             return Err(format!("the stale write was not refused as a conflict: {}", race.stale_outcome));
         }
         if race.overtaken_by < race.built_from + 2 {

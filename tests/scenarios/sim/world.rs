@@ -265,12 +265,16 @@ impl Health {
 
 /// Holds the next apply that passes through it until released: the replica is
 /// paused after it read state, built its change and passed the fence, before the
-/// change leaves (SIGSTOP at the worst moment).
+/// change leaves (SIGSTOP at the worst moment). The worst case of a resume is
+/// modelled: the held write leaves when released even if its round stopped
+/// waiting for it meanwhile (its deadline), and what the provider answered is kept.
 #[derive(Default)]
 pub struct Gate {
     armed: AtomicBool,
     held: Notify,
     release: Notify,
+    delivered: Mutex<Option<Result<(), veer_provider::ProviderError>>>,
+    sent: Notify,
 }
 
 impl Gate {
@@ -285,6 +289,16 @@ impl Gate {
     /// Lets the held apply go.
     pub fn release(&self) {
         self.release.notify_one();
+    }
+    /// Waits until the released apply reached the provider; what it answered.
+    pub async fn delivered(&self) -> Result<(), veer_provider::ProviderError> {
+        loop {
+            let sent = self.sent.notified();
+            if let Some(result) = self.delivered.lock().unwrap().clone() {
+                return result;
+            }
+            sent.await;
+        }
     }
 }
 
@@ -383,7 +397,18 @@ impl veer_provider::ProviderWrapper for Hooked {
                 && gate.armed.swap(false, Ordering::SeqCst)
             {
                 gate.held.notify_one();
-                gate.release.notified().await;
+                let (gate, inner, batch) = (gate.clone(), self.inner.clone(), batch.clone());
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    gate.release.notified().await;
+                    let result = inner.apply(&batch).await;
+                    *gate.delivered.lock().unwrap() = Some(result.clone());
+                    gate.sent.notify_waiters();
+                    let _ = tx.send(result);
+                });
+                return rx
+                    .await
+                    .unwrap_or_else(|_| Err(veer_provider::ProviderError::Ambiguous("held write lost".into())));
             }
             match crash {
                 Some((c, false)) => Self::die(c).await,
