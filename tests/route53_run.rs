@@ -32,6 +32,10 @@ fn moto_binary() -> Option<PathBuf> {
 }
 
 fn start_moto() -> Option<Moto> {
+    start_moto_on(TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+}
+
+fn start_moto_on(port: u16) -> Option<Moto> {
     let Some(binary) = moto_binary() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -40,7 +44,6 @@ fn start_moto() -> Option<Moto> {
         eprintln!("SKIPPED route53_run: moto_server not found (set VEER_MOTO_SERVER or run scripts/test)");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(binary)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -135,4 +138,180 @@ async fn run_once_publishes_weighted_sets_to_route53_and_the_next_plan_is_empty(
     for out in [&once, &plan] {
         assert!(!text(out).contains("veerMOTOsecretNEVERprinted"), "the AWS secret never appears in output");
     }
+}
+
+/// Every weighted record set of `name` in moto: (set id, address, weight).
+async fn weighted_sets(port: u16, zone: &str, name: &str) -> Vec<(String, String, i64)> {
+    let config = aws_sdk_route53::Config::builder()
+        .behavior_version(veer_provider_route53::behavior_version())
+        .region(aws_sdk_route53::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(aws_sdk_route53::config::Credentials::new("AKIDMOTO", "not-checked", None, None, "test"))
+        .build();
+    let client = aws_sdk_route53::Client::from_conf(config);
+    let Ok(zones) = client.list_hosted_zones_by_name().dns_name(zone).send().await else { return Vec::new() };
+    let Some(id) = zones.hosted_zones().iter().find(|z| z.name() == zone).map(|z| z.id().to_string()) else {
+        return Vec::new();
+    };
+    let Ok(sets) = client.list_resource_record_sets().hosted_zone_id(id).send().await else { return Vec::new() };
+    let mut out: Vec<_> = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name() == name && s.weight().is_some())
+        .flat_map(|s| {
+            s.resource_records().iter().map(|r| {
+                (s.set_identifier().unwrap_or_default().to_string(), r.value().to_string(), s.weight().unwrap_or(-1))
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue: a weighted policy published to Route 53 and to BIND (set-only) gets
+/// capacity-proportional weights on Route 53 and membership on BIND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_published_to_route53_and_bind_gets_capacity_weights_on_route53_and_membership_on_bind() {
+    let Some(moto) = start_moto() else { return };
+    let zone = veer_provider_testbed::ZoneSpec::new("example.com.");
+    let Some(bind) = veer_provider_testbed::DnsServer::start(veer_provider_testbed::ServerKind::Bind, &zone) else {
+        return;
+    };
+    create_zone(moto.port, "example.com.").await;
+    let port = veer_provider_testbed::free_port();
+    let _a = HttpServer::start_on(format!("127.0.0.63:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let _b = HttpServer::start_on(format!("127.0.0.64:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = bind.key();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: mixed\npolicies: [api.yaml]\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  r53:\n    type: route53\n    zones: [example.com.]\n    apiUrl: http://127.0.0.1:{}\n  \
+             bind:\n    type: rfc2136\n    server: {}\n    zones: [example.com.]\n    \
+             tsig: {{ name: {}, algorithm: {}, secretEnv: VEER_TEST_TSIG }}\n",
+            moto.port,
+            bind.addr(),
+            key.name,
+            key.algorithm
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: api }}\nspec:\n  \
+             record: {{ name: api.example.com., type: A, ttl: 30 }}\n  publishTo: [r53, bind]\n  routing: weighted\n  \
+             pools:\n    - name: p\n      endpoints:\n        - {{ id: use1-a, address: 127.0.0.63, capacity: 100 }}\n        \
+             - {{ id: use1-b, address: 127.0.0.64, capacity: 300 }}\n  \
+             healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  warmup: {{ stages: [100] }}\n"
+        ),
+    )
+    .unwrap();
+    let (d, secret) = (dir.path().to_path_buf(), key.secret_base64.clone());
+    let once = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_veer"))
+            .args(["run", "--once", "-c", "veer.yaml"])
+            .current_dir(&d)
+            .env_remove("VEER_CONFIG")
+            .env("VEER_TEST_TSIG", secret)
+            .env("AWS_ACCESS_KEY_ID", "AKIDVEERMOTO")
+            .env("AWS_SECRET_ACCESS_KEY", "veerMOTOsecretNEVERprinted")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("veer runs")
+    })
+    .await
+    .unwrap();
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once));
+    let sets = weighted_sets(moto.port, "example.com.", "api.example.com.").await;
+    assert_eq!(
+        sets,
+        [("use1-a".to_string(), "127.0.0.63".to_string(), 85), ("use1-b".to_string(), "127.0.0.64".to_string(), 255)],
+        "Route 53 weights are proportional to capacity (1:3 in 0–255)\n{}",
+        text(&once)
+    );
+    let mut members = bind.dig("api.example.com.", "A");
+    members.sort();
+    assert_eq!(members, ["127.0.0.63", "127.0.0.64"], "BIND gets membership\n{}", text(&once));
+}
+
+/// Issue: a veer process starts and fails over the records of other providers while
+/// Route 53 cannot be reached (moto not running), and publishes to Route 53 once it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn veer_starts_and_fails_over_other_providers_while_route53_is_unreachable_then_publishes_there() {
+    if moto_binary().is_none() {
+        assert!(std::env::var_os("CI").is_none(), "moto_server not found: run scripts/test");
+        return;
+    }
+    support::replica::require_dig();
+    let moto_port = veer_provider_testbed::free_port();
+    let (dns, port) = (veer_provider_testbed::free_port(), veer_provider_testbed::free_port());
+    let a = HttpServer::start_on(format!("127.0.0.65:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let b = HttpServer::start_on(format!("127.0.0.66:{port}").parse().unwrap(), Script::ok("ok"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("veer.yaml"),
+        format!(
+            "apiVersion: veer/v1\nkind: ControllerConfig\nclusterId: outage\npolicies: [api.yaml, app.yaml]\n\
+             coordination: {{ backend: standalone, stateFile: state.json }}\n\
+             providers:\n  r53:\n    type: route53\n    zones: [example.com.]\n    apiUrl: http://127.0.0.1:{moto_port}\n  \
+             edns:\n    type: embedded\n    listen: 127.0.0.1:{dns}\n    zones: [example.test.]\n"
+        ),
+    )
+    .unwrap();
+    for (file, name, target) in [("api.yaml", "api.example.com.", "r53"), ("app.yaml", "app.example.test.", "edns")] {
+        std::fs::write(
+            dir.path().join(file),
+            format!(
+                "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: {} }}\nspec:\n  \
+                 record: {{ name: {name}, type: A, ttl: 1 }}\n  publishTo: [{target}]\n  routing: weighted\n  \
+                 pools:\n    - name: p\n      endpoints:\n        - {{ id: a, address: 127.0.0.65 }}\n        \
+                 - {{ id: b, address: 127.0.0.66 }}\n  \
+                 healthCheck: {{ type: http, port: {port}, interval: 500ms, timeout: 250ms, fall: 2 }}\n  \
+                 warmup: {{ stages: [100] }}\n  shift: {{ maxRemovePercent: 100 }}\n",
+                file.trim_end_matches(".yaml")
+            ),
+        )
+        .unwrap();
+    }
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDVEERMOTO"),
+        ("AWS_SECRET_ACCESS_KEY", "veerMOTOsecretNEVERprinted"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let replica = support::replica::Replica::start(dir.path(), &[], &env);
+    let wait =
+        |within: u64, done: &mut dyn FnMut() -> bool| support::replica::wait_until(Duration::from_secs(within), done);
+    let both = ["127.0.0.65".to_string(), "127.0.0.66".to_string()];
+    assert!(
+        wait(30, &mut || support::replica::dig(dns, "app.example.test.") == both),
+        "the embedded record is published although Route 53 is unreachable\n{}",
+        replica.log()
+    );
+    assert!(replica.log().contains("provider unavailable at start"), "{}", replica.log());
+    b.set(Script::status(503));
+    assert!(
+        wait(15, &mut || support::replica::dig(dns, "app.example.test.") == ["127.0.0.65"]),
+        "the embedded record fails over while Route 53 is unreachable\n{}",
+        replica.log()
+    );
+
+    // Route 53 comes back: the record is published there, with the current plan.
+    let moto = start_moto_on(moto_port).expect("moto starts");
+    create_zone(moto.port, "example.com.").await;
+    let mut published = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        published = weighted_sets(moto.port, "example.com.", "api.example.com.").await;
+        if !published.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let addresses: Vec<&str> = published.iter().map(|(_, address, _)| address.as_str()).collect();
+    assert_eq!(addresses, ["127.0.0.65"], "Route 53 gets the record's current plan once it answers\n{}", replica.log());
+    drop(a);
+    assert!(!replica.log().contains("veerMOTOsecretNEVERprinted"), "the AWS secret never appears in logs");
 }

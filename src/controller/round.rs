@@ -229,18 +229,22 @@ pub fn policy_inputs<'a>(policies: &'a [LoadedPolicy], providers: &ProviderSet) 
         .collect()
 }
 
-/// What the planner sees as published, per policy: the first provider of
-/// `publishTo` that was read (all providers get the same plan). Answers are matched
+/// What the planner sees as published, per policy: the read of the provider that
+/// holds the record's newest generation (its ownership record), the first of
+/// `publishTo` among equals. A provider that lagged behind (down, or rejecting the
+/// name) is never planned from: its stale answers would count removals again and
+/// again, and it converges to the plan made from the others. Answers are matched
 /// to endpoints by set id, or by address for set-only providers. A policy none of
 /// whose providers was read is left out.
 pub fn planner_observed(policies: &[LoadedPolicy], observed: &Observations) -> BTreeMap<String, ObservedRecord> {
     let mut out = BTreeMap::new();
     for loaded in policies {
         let policy = &loaded.policy;
-        let mut read = policy.spec.publish_to.value.iter();
-        let Some(state) = read.find_map(|t| observed.get(&(policy.name().to_string(), t.value.clone()))) else {
-            continue;
-        };
+        let read = policy.spec.publish_to.value.iter().enumerate().filter_map(|(order, t)| {
+            let state = observed.get(&(policy.name().to_string(), t.value.clone()))?;
+            Some((state.ownership.as_ref().map_or(0, |o| o.generation), std::cmp::Reverse(order), state))
+        });
+        let Some((_, _, state)) = read.max_by_key(|(generation, order, _)| (*generation, *order)) else { continue };
         out.insert(policy.name().to_string(), observed_record(policy, state));
     }
     out

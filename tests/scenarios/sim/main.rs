@@ -1,4 +1,4 @@
-//! The six scenarios of SPEC §11 as seeded, deterministic simulations on virtual
+//! The scenarios of SPEC §11 as seeded, deterministic simulations on virtual
 //! time (issue 11, deliverable 1a). Each scenario runs over many seeds; every
 //! seed derives its own fleet, schedule and faults, and independent checkers
 //! watch what an outsider would see (the provider's answers and ownership
@@ -14,6 +14,9 @@
 //!   convergence, nothing lost).
 //! - 6 `crash_restart`: the controller dropped at random points of an apply and
 //!   restarted from the store and the provider (I1, I2, convergence).
+//! - 7 `provider_outage`: one of two providers is down, hangs, rejects one name,
+//!   throttles or answers for some records only, through the production round;
+//!   the other keeps the plan, detection holds there, and all converge (I1, I2).
 //!
 //! `VEER_SIM_SEEDS=N` sets the number of seeds (default 1000; `scripts/test
 //! --long` uses 10 000); `VEER_SIM_SEED=S` replays one seed. Failures print the
@@ -28,6 +31,7 @@ mod crash_restart;
 mod fat_finger;
 mod flapping;
 mod mass_recovery;
+mod provider_outage;
 mod racing_writer;
 mod throttling_storm;
 
