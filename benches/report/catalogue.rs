@@ -41,6 +41,33 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         all.extend(set.out);
     }
 
+    let mut set = of("failover-hung");
+    let line = set.find("failover", |v| v["provider"] == "hung").cloned();
+    let bound = line.as_ref().and_then(|l| number(l, &["bound_s"])).unwrap_or(3.25);
+    set.add(
+        "failover.hung.p95_s".into(),
+        "Failover latency p95 on the embedded server while the record's other provider (BIND) hangs (SIGSTOP)".into(),
+        line.as_ref().and_then(|l| number(l, &["p95_s"])),
+        "s",
+        at_most(bound, "the same bound as without the outage: interval × fall + 250 ms (issue 19)"),
+    );
+    if let Some(l) = &line {
+        set.note(format!(
+            "{} of {} trials; p50 {:.2} s",
+            l["samples"],
+            l["trials"],
+            number(l, &["p50_s"]).unwrap_or(f64::NAN)
+        ));
+    }
+    set.add(
+        "failover.hung.round_p95_s".into(),
+        "Leader round duration p95 while one provider hangs".into(),
+        line.as_ref().and_then(|l| number(l, &["round_p95_s"])),
+        "s",
+        at_most(2.0, "the round deadline at interval 1 s (2 × interval, at least 2 s)"),
+    );
+    all.extend(set.out);
+
     let mut set = of("planner");
     for endpoints in [1_000u64, 10_000, 100_000] {
         let line = set.find("planner", |v| v["endpoints"].as_u64() == Some(endpoints)).cloned();

@@ -35,6 +35,7 @@ pub fn steps(quick: bool) -> Vec<Step> {
     vec![
         step("failover-embedded", &failover("embedded")),
         step("failover-bind", &failover("bind")),
+        step("failover-hung", &failover("hung")),
         step("planner", "cargo bench --bench planner"),
         step("probes", &format!("scripts/bench-probes 10000 {probe_seconds} 64 1000")),
         step(

@@ -47,6 +47,8 @@ pub struct RoundSummary {
     pub setup: Option<Arc<Setup>>,
     /// The last write of each record by this replica, by policy name (status).
     pub applied: std::collections::BTreeMap<String, LastApply>,
+    /// How long the last round took.
+    pub round_duration: Option<Duration>,
     /// Providers the leader's rounds skip as unavailable, with the reason.
     pub unavailable: std::collections::BTreeMap<String, String>,
     /// Names whose writes wait out a quarantine: (provider, record, reason).
@@ -568,6 +570,7 @@ impl Controller {
             "partial"
         };
         self.record_round(outcome, Some(report.duration));
+        let took = report.duration;
         for (unit, why) in &report.unread {
             tracing::debug!(policy = %unit.0, provider = %unit.1, reason = %why, "not read this round");
         }
@@ -647,6 +650,7 @@ impl Controller {
             s.rounds += 1;
             s.epoch = Some(epoch.0);
             s.writes += applied;
+            s.round_duration = Some(took);
             s.plan = Some(plan);
             s.error = None;
             s.preview = Some(preview);
