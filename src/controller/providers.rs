@@ -392,6 +392,10 @@ async fn route53(
         endpoint_url: provider.api_url.as_ref().map(|u| u.value.clone()),
         region: provider.region.as_ref().map(|r| r.value.clone()),
         profile: provider.profile.as_ref().map(|p| p.value.clone()),
+        // An apply returns once Route 53 accepted the change: waiting for INSYNC
+        // (a minute or more) would keep the provider busy, and the next round's read
+        // confirms the write. Propagation to Route 53's servers is Route 53's job.
+        insync: veer_provider_route53::InsyncWait { enabled: false, ..Default::default() },
         ..veer_provider_route53::Route53Config::default()
     };
     veer_provider_route53::Route53Provider::connect(name, config)
