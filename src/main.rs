@@ -4,5 +4,16 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    veer::cli::run(veer::cli::Cli::parse())
+    match veer::cli::Cli::try_parse() {
+        Ok(cli) => veer::cli::run(cli),
+        // --help and --version are "errors" that print to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = e.print();
+            ExitCode::from(veer::cli::USAGE_ERROR)
+        }
+    }
 }

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub provider_last_write: FloatGauges,
     /// Names whose writes wait out a quarantine, per provider and record.
     pub quarantined: Gauges,
+    /// 1, labelled with the version and git revision of this binary.
+    pub build_info: Gauges,
     registry: std::sync::Arc<Registry>,
     families: std::sync::Arc<Vec<MetricFamily>>,
 }
@@ -194,6 +196,7 @@ impl Metrics {
             provider_last_read: FloatGauges::default(),
             provider_last_write: FloatGauges::default(),
             quarantined: Gauges::default(),
+            build_info: Gauges::default(),
             registry: Default::default(),
             families: Default::default(),
         };
@@ -453,6 +456,20 @@ impl Metrics {
             "Unix time of the provider's last successful write",
             &m.provider_last_write,
         );
+        c.add(
+            "build_info",
+            None,
+            "gauge",
+            &["version", "revision"],
+            "Always 1: the version and git revision of this veer binary",
+            &m.build_info,
+        );
+        m.build_info
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("revision", env!("VEER_REVISION").to_string()),
+            ])
+            .set(1);
         c.add(
             "quarantined",
             None,

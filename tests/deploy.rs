@@ -866,3 +866,82 @@ fn the_promql_scanner_skips_strings_variables_and_durations() {
     let found = identifiers(r#"sum by (le) (rate(veer_a_total{x="veer_not_a_metric", y=~"$v"}[5m])) or $veer_var"#);
     assert_eq!(found, ["sum", "by", "le", "rate", "veer_a_total", "x", "y", "or"]);
 }
+
+/// Replays the builder's dependency layer outside a container engine, in a clean
+/// directory: the files its COPY instructions name, in order, then its stub step
+/// with the same MEMBERS. Cargo must then accept the workspace as it would for
+/// the layer's release build (every declared target has a source), and the stubs
+/// must all be removed afterwards. `cargo fetch --locked --offline` stands in for
+/// the build: it loads every target of the same manifests and lock file (as the
+/// build's first step does), without compiling.
+#[test]
+fn the_dockerfile_dependency_layer_replayed_in_a_clean_directory_is_a_valid_workspace() {
+    let all = instructions();
+    let dir = tempfile::tempdir().unwrap();
+    let copies: Vec<&String> = all
+        .iter()
+        .take_while(|(op, a)| !(op == "COPY" && a.starts_with(". ")))
+        .filter(|(op, a)| op == "COPY" && !a.starts_with("--from"))
+        .map(|(_, a)| a)
+        .collect();
+    let mut script = None;
+    for copy in &copies {
+        let parts: Vec<&str> = copy.split_whitespace().collect();
+        let (sources, target) = parts.split_at(parts.len() - 1);
+        for source in sources {
+            let to = if target[0].ends_with('/') {
+                dir.path().join(target[0]).join(source)
+            } else {
+                dir.path().join(target[0])
+            };
+            let to = if target[0].starts_with('/') { dir.path().join(target[0].trim_start_matches('/')) } else { to };
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root().join(source), &to).unwrap_or_else(|e| panic!("COPY {source}: {e}"));
+            if source.ends_with("stub-targets.sh") {
+                script = Some(to);
+            }
+        }
+    }
+    let script = script.expect("the dependency layer copies deploy/docker/stub-targets.sh");
+    let members = all
+        .iter()
+        .find_map(|(op, a)| (op == "ARG").then(|| a.strip_prefix("MEMBERS=")).flatten())
+        .expect("ARG MEMBERS=...")
+        .trim_matches('"')
+        .to_string();
+    let run =
+        all.iter().find(|(op, a)| op == "RUN" && a.contains("stub-targets")).map(|(_, a)| a).expect("the stub step");
+    assert!(run.contains("stub-targets $MEMBERS") && run.contains("cargo build --release --locked"), "{run}");
+    let stubs = std::process::Command::new("sh")
+        .arg(&script)
+        .args(members.split_whitespace())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(stubs.status.success(), "stub-targets: {}", String::from_utf8_lossy(&stubs.stderr));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let metadata = std::process::Command::new(&cargo)
+        .args(["fetch", "--locked", "--offline"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        metadata.status.success(),
+        "the dependency layer's workspace does not load (a declared target without a stub?):\n{}",
+        String::from_utf8_lossy(&metadata.stderr)
+    );
+    for file in String::from_utf8_lossy(&stubs.stdout).lines() {
+        std::fs::remove_file(dir.path().join(file)).unwrap_or_else(|e| panic!("removing stub {file}: {e}"));
+    }
+    let left: Vec<_> = ["src", "benches", "tests"]
+        .iter()
+        .map(|d| dir.path().join(d))
+        .filter(|d| walk(d).into_iter().any(|f| f.extension().is_some_and(|e| e == "rs")))
+        .collect();
+    assert!(left.is_empty(), "stubs left behind after the layer: {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
+}

@@ -13,9 +13,17 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `veer --version`: the crate version and the git revision it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("VEER_REVISION"), ")");
+
+/// Exit code of a command line that cannot be parsed (an unknown flag, a missing
+/// argument): EX_USAGE of sysexits.h, distinct from every command's own codes
+/// (`veer plan` exits 2 for "changes pending").
+pub const USAGE_ERROR: u8 = 64;
+
 /// veer — multi-cloud DNS failover orchestrator.
 #[derive(Debug, Parser)]
-#[command(name = "veer", version, about, propagate_version = true)]
+#[command(name = "veer", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]

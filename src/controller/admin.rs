@@ -145,9 +145,14 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// The content type of `/metrics`: the OpenMetrics text format it is written in.
+pub const EXPOSITION_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 async fn metrics(State(state): State<AdminState>) -> Response {
     let body = axum::body::Body::new(super::exposition::Exposition::start(&state.metrics));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    // prometheus-client writes the OpenMetrics text format (`# EOF`, `_total`
+    // counters): say so, or Prometheus parses it as its own format and loses TYPE/HELP.
+    ([(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], body).into_response()
 }
 
 async fn plan(State(state): State<AdminState>) -> Response {
