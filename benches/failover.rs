@@ -1,4 +1,4 @@
-//! Failover latency (SPEC §12): endpoint down → authoritative answer changed,
+//! Failover latency (ARCHITECTURE.md §9): endpoint down → authoritative answer changed,
 //! over many trials, against the embedded server and against BIND (RFC 2136),
 //! with `interval: 1s` and `fall: 3`. Prints p50/p95/max and the bound
 //! `interval × fall + 250 ms`. `hung`: the record is published to the embedded

@@ -1,4 +1,4 @@
-//! Planner benchmark (SPEC §12: ≤ 50 ms for 100 000 endpoints on one core).
+//! Planner benchmark (ARCHITECTURE.md §9: ≤ 50 ms for 100 000 endpoints on one core).
 //!
 //! One plan over 1 000 weighted records of 100 endpoints each, in steady state
 //! with 2 % of the endpoints down (so the velocity, warm-up and guard paths run),

@@ -1,4 +1,4 @@
-//! Probe engine cost (SPEC §12, issue 12): N endpoints on loopback probed every
+//! Probe engine cost (ARCHITECTURE.md §9, issue 12): N endpoints on loopback probed every
 //! second over HTTP, a new connection per probe, compared with the floor — a
 //! bare tokio connect + GET loop at the same rate on the same targets.
 //!

@@ -1,10 +1,10 @@
-//! `veer run` in steady state, measured on real processes (SPEC §12, issue 11).
+//! `veer run` in steady state, measured on real processes (ARCHITECTURE.md §9, issue 11).
 //!
 //! - `--measure writes`: one `veer run` publishing ten records to its embedded
 //!   server and to BIND (RFC 2136). Once converged — the last plan changes
 //!   nothing and no provider write has happened for `--quiet` seconds — it
 //!   counts provider calls (`veer_provider_calls_total` on `/metrics`) over
-//!   `--window` seconds in which nothing changes. SPEC §12: zero writes.
+//!   `--window` seconds in which nothing changes. ARCHITECTURE.md §9: zero writes.
 //! - `--measure rss`: one `veer run` probing `--endpoints` HTTP endpoints (100
 //!   per record) every second, served by this process on 64 loopback ports, and
 //!   publishing to its embedded server. Once every endpoint is published it runs

@@ -1,6 +1,6 @@
 //! veer: a multi-cloud DNS failover orchestrator.
 //!
-//! The library holds the controller core (SPEC §3): `policy` (the YAML model
+//! The library holds the controller core (ARCHITECTURE.md §1): `policy` (the YAML model
 //! and its checks), `config` (the controller configuration), `health` (probes,
 //! vantages and the combined view), `planner` (the pure planner), `enactor`
 //! (the only writer), `coord` (election and the durable store), `drill`

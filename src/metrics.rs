@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §10), prefix `veer_`, units in names, `_total`
+//! Prometheus metrics (ARCHITECTURE.md §7), prefix `veer_`, units in names, `_total`
 //! counters. Every family is registered at start, so `/metrics` lists all of
 //! them even before the first sample; the dashboard and alert tests rely on it.
 

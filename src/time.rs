@@ -1,6 +1,6 @@
 //! Time as veer's core sees it: a [`Timestamp`] in milliseconds, handed in by a
 //! [`Clock`]. The planner and the health logic never read a clock themselves
-//! (SPEC §2), so simulations run them on virtual time.
+//! (ARCHITECTURE.md §1), so simulations run them on virtual time.
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! I2 + I3 against real servers: three writer processes elect a leader on a real
 //! etcd cluster and write a real BIND zone through the fenced enactor. The leader
 //! is paused (SIGSTOP) *after* its fence check passed and its change was built,
-//! *before* the UPDATE is sent — the racing-writer shape of SPEC §1.1. A new
+//! *before* the UPDATE is sent — the racing-writer shape of ARCHITECTURE.md §5. A new
 //! leader then applies newer generations. When the old leader resumes, its
 //! stale UPDATE reaches BIND and fails the ownership compare-and-swap; it then
 //! observes its loss and writes nothing more. The record is never empty.

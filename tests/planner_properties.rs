@@ -1,4 +1,4 @@
-//! Property tests of the planner (SPEC §9): over random policies, health
+//! Property tests of the planner (ARCHITECTURE.md §2): over random policies, health
 //! sequences and overrides, at every step
 //! - I1, I4, I5, I6 and I7 hold, as judged by the simulator's independent checker;
 //! - the plan is deterministic (same input, same plan);

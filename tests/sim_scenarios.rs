@@ -1,4 +1,4 @@
-//! The shipped scenarios (policies/scenarios/, SPEC §11 items 2–4) run through
+//! The shipped scenarios (policies/scenarios/, ARCHITECTURE.md §8 items 2–4) run through
 //! the simulator: no invariant breaks, and each shows the outcome it promises.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Seeded simulation schedules (SPEC §12: "the §9 invariants hold over seeded
+//! Seeded simulation schedules (ARCHITECTURE.md §9: "the §9 invariants hold over seeded
 //! simulation schedules, seed printed on failure"). Each seed derives a random
 //! scenario — health flips per vantage, vantages losing their network,
 //! drains, pins, freezes and failovers — over one of the example policies, runs
@@ -6,7 +6,7 @@
 //! violation of I1, I4, I5, I6 or I7. Every hundredth seed runs twice and must
 //! give the same timeline (determinism).
 //!
-//! `VEER_SIM_SEEDS` sets the number of seeds (default 10 000: SPEC §12 asks for at
+//! `VEER_SIM_SEEDS` sets the number of seeds (default 10 000: ARCHITECTURE.md §9 asks for at
 //! least that many schedules per CI run; about a minute on two cores);
 //! `VEER_SIM_SEED` runs one seed alone (to replay a failure).
 

@@ -1,11 +1,11 @@
-//! Every figure of the report, where it comes from and its target (SPEC §12,
-//! and issue 12 where SPEC §12 names no number).
+//! Every figure of the report, where it comes from and its target (ARCHITECTURE.md §9,
+//! and issue 12 where ARCHITECTURE.md §9 names no number).
 
 use crate::figures::{Figure, FigureSet, at_least, at_most, below, exactly, number};
 use crate::render::thousands;
 use crate::steps::StepRun;
 
-/// Every figure of the report, in the order of SPEC §12 / issue 11.
+/// Every figure of the report, in the order of ARCHITECTURE.md §9 / issue 11.
 pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
     let of = |name: &str| FigureSet { run: runs.iter().find(|r| r.name == name), out: Vec::new() };
     let mut all = Vec::new();
@@ -23,9 +23,9 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         });
         for (quantile, id) in [("p50", "p50_s"), ("p95", "p95_s")] {
             let target = if quantile == "p95" {
-                at_most(bound, "interval × fall + 250 ms; SPEC §12")
+                at_most(bound, "interval × fall + 250 ms; ARCHITECTURE.md §9")
             } else {
-                at_most(bound, "interval × fall + 250 ms; SPEC §12 sets it at p95")
+                at_most(bound, "interval × fall + 250 ms; ARCHITECTURE.md §9 sets it at p95")
             };
             set.add(
                 format!("failover.{provider}.{id}"),
@@ -76,7 +76,7 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
             format!("Planner: one plan over {} endpoints (CPU time per plan)", thousands(endpoints as f64)),
             line.as_ref().and_then(|l| number(l, &["cpu_ms_mean"]).or_else(|| number(l, &["wall_ms_median"]))),
             "ms",
-            at_most(50.0, "SPEC §12, set at 100 000 endpoints"),
+            at_most(50.0, "ARCHITECTURE.md §9, set at 100 000 endpoints"),
         );
         if let Some(l) = &line {
             set.note(format!(
@@ -98,14 +98,14 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         format!("Probe engine: probes/s over {} HTTP endpoints at 1 s", thousands(endpoints)),
         get(&["engine", "probes_per_s"]),
         "probes/s",
-        at_least(9_900.0, "sustains 10 000 endpoints at 1 s; SPEC §12, issue 12"),
+        at_least(9_900.0, "sustains 10 000 endpoints at 1 s; ARCHITECTURE.md §9, issue 12"),
     );
     set.add(
         "probes.engine_over_floor".into(),
         "Probe engine CPU per probe ÷ a bare connect + GET loop (the floor)".into(),
         get(&["engine_over_floor"]),
         "×",
-        at_most(1.3, "SPEC §12"),
+        at_most(1.3, "ARCHITECTURE.md §9"),
     );
     if let (Some(engine), Some(floor)) = (get(&["engine", "cpu_us_per_probe"]), get(&["floor", "cpu_us_per_probe"])) {
         set.note(format!("engine {engine:.1} µs, floor {floor:.1} µs of CPU per probe"));
@@ -115,14 +115,14 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         "Probe engine: peak resident memory (VmHWM)".into(),
         get(&["engine", "peak_rss_mb"]),
         "MB",
-        below(150.0, "SPEC §12"),
+        below(150.0, "ARCHITECTURE.md §9"),
     );
     set.add(
         "probes.blackbox_over_engine".into(),
         "prometheus blackbox_exporter CPU per probe ÷ the probe engine's".into(),
         get(&["blackbox_over_engine"]),
         "×",
-        at_least(6.0, "issue 12; SPEC §12: a ratio measured in one run"),
+        at_least(6.0, "issue 12; ARCHITECTURE.md §9: a ratio measured in one run"),
     );
     match (get(&["blackbox", "cpu_us_per_probe"]), get(&["blackbox", "probes_per_s"])) {
         (Some(cpu), Some(rate)) => set.note(format!("blackbox_exporter {cpu:.1} µs per probe at {rate:.0} probes/s")),
@@ -163,7 +163,9 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         ),
         get("change_calls"),
         "calls",
-        fewest.and_then(|f| at_most(f, "the fewest the 1 000-records-per-call limit allows; SPEC §12 names no figure")),
+        fewest.and_then(|f| {
+            at_most(f, "the fewest the 1 000-records-per-call limit allows; ARCHITECTURE.md §9 names no figure")
+        }),
     );
     set.add(
         "route53.failover_1000.calls_total".into(),
@@ -191,7 +193,7 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
             ),
             get("writes_per_hour"),
             "writes/h",
-            exactly(0.0, "SPEC §12"),
+            exactly(0.0, "ARCHITECTURE.md §9"),
         );
         if let (Some(l), Some(writes), Some(reads)) = (&line, get("writes"), get("reads_per_hour")) {
             set.note(format!(
@@ -215,7 +217,7 @@ pub fn figures(runs: &[StepRun]) -> Vec<Figure> {
         ),
         get("peak_rss_mb"),
         "MB",
-        below(150.0, "SPEC §12's bound for the probe engine, applied to the whole process"),
+        below(150.0, "ARCHITECTURE.md §9's bound for the probe engine, applied to the whole process"),
     );
     if let Some(l) = &line {
         set.note(format!(

@@ -1,4 +1,4 @@
-//! The benchmark report (issue 11, SPEC §12): runs every benchmark behind
+//! The benchmark report (issue 11, ARCHITECTURE.md §9): runs every benchmark behind
 //! `scripts/bench`, keeps the `BENCH_JSON` lines each one prints together with
 //! the command that produced them, the machine (nproc, load average before and
 //! after) and the date, and writes `report.md` and `report.json` with every

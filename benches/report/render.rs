@@ -100,7 +100,7 @@ pub fn markdown(r: &Report) -> String {
                 the report of record is `scripts/bench report` on an idle machine.\n\n";
     }
     out += &table(&r.figures);
-    out += "\nTargets: SPEC §12, and issue 12 where SPEC §12 names no number. CPU figures are CPU time \
+    out += "\nTargets: ARCHITECTURE.md §9, and issue 12 where ARCHITECTURE.md §9 names no number. CPU figures are CPU time \
             (/proc), so other load on the machine inflates them less than wall time.\n\n\
             ## How each figure was measured\n\n\
             Run from the repository root; each row's figures come from that command's `BENCH_JSON` lines \

@@ -82,7 +82,7 @@ pub struct ProviderFaultDocument {
     #[serde(default)]
     pub delay_max: Option<Spanned<PolicyDuration>>,
     /// Percent held for `stallFor` before they reach the provider (a writer
-    /// delayed after it built its change: the racing writer of SPEC §1.1).
+    /// delayed after it built its change: the racing writer of ARCHITECTURE.md §5).
     #[serde(default)]
     pub stalled: Option<Spanned<f64>>,
     /// How long a stalled call waits before it is sent, exactly (default 1s).

@@ -1,4 +1,4 @@
-//! The operator commands' client for a replica's admin API (SPEC §10): where the
+//! The operator commands' client for a replica's admin API (ARCHITECTURE.md §7): where the
 //! server is (`--server`, `VEER_SERVER`), the bearer token (`--token-file`,
 //! `VEER_TOKEN`), timeouts, and one clear line with a hint for every way a call
 //! can fail. The token lives in a [`Secret`]: it is sent, never printed.

@@ -1,4 +1,4 @@
-//! The `veer` command line (SPEC §10). Each subcommand is a small function that
+//! The `veer` command line (ARCHITECTURE.md §7). Each subcommand is a small function that
 //! reads inputs, calls the core, prints, and returns an exit code.
 
 mod check;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 pub enum Format {
     /// The changes and holds, tick by tick.
     Table,
-    /// One JSON object (SPEC §10).
+    /// One JSON object (ARCHITECTURE.md §7).
     Json,
     /// A line chart of the weights over time.
     Svg,

@@ -1,4 +1,4 @@
-//! The controller configuration, `veer.yaml` (SPEC §4): providers, coordination,
+//! The controller configuration, `veer.yaml` (ARCHITECTURE.md §6): providers, coordination,
 //! admin listener and policy paths, layered with `VEER_*` environment variables.
 //!
 //! The file is parsed with positions like a policy. Environment layering happens
@@ -86,7 +86,7 @@ impl Default for AdminConfig {
     }
 }
 
-/// Coordination backends (SPEC §8).
+/// Coordination backends (ARCHITECTURE.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
@@ -172,7 +172,7 @@ pub struct KubernetesConfig {
     pub lease_name: Option<String>,
 }
 
-/// DNS provider types (SPEC §5).
+/// DNS provider types (ARCHITECTURE.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderType {

@@ -1,4 +1,4 @@
-//! The admin HTTP listener of a replica (SPEC §10), read-only part:
+//! The admin HTTP listener of a replica (ARCHITECTURE.md §7), read-only part:
 //! `GET /healthz` (the process is alive), `GET /readyz` (policies loaded and the
 //! store reachable), `GET /metrics` (Prometheus text), `GET /v1/status`
 //! (the status report of [`super::status`], as JSON), `GET /` (the same as an

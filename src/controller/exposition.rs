@@ -3,7 +3,7 @@
 //!
 //! Why: with 10 000 endpoints the exposition is tens of megabytes (a latency histogram
 //! per endpoint), and a whole-string rendering doubled the process's memory for the
-//! length of every scrape (SPEC §12 bounds resident memory). Chunks queue without bound,
+//! length of every scrape (ARCHITECTURE.md §9 bounds resident memory). Chunks queue without bound,
 //! so that the encoder never waits for the client while it holds the metric families'
 //! locks (a probe creating a series would wait behind it): a slow client costs at most
 //! one exposition in memory, as a whole-string rendering did, never a stalled controller.

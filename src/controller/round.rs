@@ -1,4 +1,4 @@
-//! One observe → plan → enact round (SPEC §2), shared by `veer plan`,
+//! One observe → plan → enact round (ARCHITECTURE.md §1), shared by `veer plan`,
 //! `veer run --once` and the controller loop. Reconcile is observed, not
 //! remembered: every round reads the providers, plans against what it read, and
 //! writes only what differs.

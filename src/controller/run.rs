@@ -2,7 +2,7 @@
 //! vantage), campaigns for leadership, and while it leads runs a jittered
 //! reconcile loop — observe, combine health, plan, enact through the fence,
 //! persist. Every round re-reads the providers: state is observed, not
-//! remembered (SPEC §2, §8).
+//! remembered (ARCHITECTURE.md §1, §8).
 //!
 //! Every replica registers in the store's vantage registry; the leader pulls
 //! the others' reports over the admin API and combines them with its own

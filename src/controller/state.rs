@@ -1,5 +1,5 @@
 //! Reading and persisting the planner's memory and the operators' overrides
-//! through the coordination store (SPEC §8, I8).
+//! through the coordination store (ARCHITECTURE.md §6, I8).
 
 use crate::coord::{CoordError, Coordinator, Entry, Epoch, Key, Space, Writer};
 use crate::planner::{Override, Plan, PlannerState};

@@ -1,4 +1,4 @@
-//! The vantage exchange (SPEC §6): every replica registers the URL of its admin
+//! The vantage exchange (ARCHITECTURE.md §6): every replica registers the URL of its admin
 //! API in the store's vantage registry; the leader pulls each registered
 //! replica's latest [`VantageReport`] over `GET /v1/vantage` (bearer token) and
 //! hands them, with its own in-process report, to the combiner.

@@ -1,5 +1,5 @@
 //! Leader discipline shared by the backends: timings, jitter, the tenure state machine and
-//! the write fence (SPEC §8).
+//! the write fence (ARCHITECTURE.md §6).
 
 use super::{Epoch, FenceError, Leadership, LossReason};
 use std::sync::{Arc, Mutex};
@@ -41,7 +41,7 @@ pub enum TimingsError {
 }
 
 impl Default for Timings {
-    /// SPEC §8: lease 15 s, renew deadline 10 s, retry 2 s.
+    /// ARCHITECTURE.md §6: lease 15 s, renew deadline 10 s, retry 2 s.
     fn default() -> Self {
         Self { lease: Duration::from_secs(15), renew_deadline: Duration::from_secs(10), retry: Duration::from_secs(2) }
     }

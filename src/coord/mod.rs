@@ -1,4 +1,4 @@
-//! Coordination (SPEC §8): leader election with a fencing epoch, and the durable store.
+//! Coordination (ARCHITECTURE.md §6): leader election with a fencing epoch, and the durable store.
 //!
 //! Several replicas run; exactly one may write DNS (I3). Every backend hands out an
 //! [`Epoch`] that strictly increases across leaders, keeps a lease alive from its own
@@ -367,7 +367,7 @@ pub enum Writer {
     Replica,
 }
 
-/// Election and durable store behind one object (SPEC §8). Dyn-compatible: the controller
+/// Election and durable store behind one object (ARCHITECTURE.md §6). Dyn-compatible: the controller
 /// holds an `Arc<dyn Coordinator>`.
 ///
 /// Guarantees: epochs strictly increase across tenures; [`Coordinator::fence`] fails from

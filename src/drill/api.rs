@@ -1,4 +1,4 @@
-//! The drill endpoints of the admin API (SPEC §10):
+//! The drill endpoints of the admin API (ARCHITECTURE.md §7):
 //! `GET /v1/drills` (every drill with its next scheduled run and last result),
 //! `POST /v1/drills/{name}/run[?dryRun=true]` and `POST /v1/drills/{name}/abort`
 //! (bearer token), and `GET /v1/drills/{name}/report` (the latest run's report).

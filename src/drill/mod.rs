@@ -1,4 +1,4 @@
-//! Failover drills (SPEC §1.3, §10 `veer drill`): a path that is never exercised
+//! Failover drills (ARCHITECTURE.md §5, §10 `veer drill`): a path that is never exercised
 //! rots, so veer rehearses failover and its own leader hand-off on a schedule,
 //! safely.
 //!

@@ -1,4 +1,4 @@
-//! The Drill v1 document (SPEC §1.3, §10 `veer drill`): what to rehearse, when,
+//! The Drill v1 document (ARCHITECTURE.md §5, §10 `veer drill`): what to rehearse, when,
 //! how long, and when to stop.
 //!
 //! Read with the same rules as policies: flat `deny_unknown_fields` structs,

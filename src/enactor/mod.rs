@@ -1,4 +1,4 @@
-//! The enactor: the only code that writes DNS (SPEC §2, §5, §9).
+//! The enactor: the only code that writes DNS (ARCHITECTURE.md §1, §5, §9).
 //!
 //! # Expected flow
 //! The controller reads every managed name from its providers, plans against

@@ -1,4 +1,4 @@
-//! The vantage combiner (SPEC §6): many replicas' [`VantageReport`]s in, one
+//! The vantage combiner (ARCHITECTURE.md §6): many replicas' [`VantageReport`]s in, one
 //! [`HealthView`] out, with quorum, freshness and checker-impairment rules.
 //!
 //! Pure, like the planner: the caller passes `now` and the previous

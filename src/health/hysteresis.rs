@@ -1,4 +1,4 @@
-//! Hysteresis (`rise`/`fall`, SPEC §6): one probe result is a data point, not a
+//! Hysteresis (`rise`/`fall`, ARCHITECTURE.md §6): one probe result is a data point, not a
 //! verdict. A pure state machine per endpoint per vantage, so that the rules
 //! are tested as a table and replayed in simulations.
 //!

@@ -1,4 +1,4 @@
-//! Health checking (SPEC §6). This module holds the [`HealthView`] that the
+//! Health checking (ARCHITECTURE.md §6). This module holds the [`HealthView`] that the
 //! planner reads; probes, hysteresis, vantages and the combiner build it.
 //!
 //! - [`probe`]: one http/https/tcp/dns attempt, with latency and a short reason.

@@ -1,4 +1,4 @@
-//! When each endpoint is probed (SPEC §6): every `interval`, at a stable
+//! When each endpoint is probed (ARCHITECTURE.md §6): every `interval`, at a stable
 //! per-endpoint phase, plus a small jitter that differs at every tick, so that
 //! probes of many endpoints never align and one endpoint's probes from several
 //! replicas do not stay in lock-step.

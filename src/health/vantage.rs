@@ -1,6 +1,6 @@
 //! What one replica (a vantage) reports about every endpoint it probes.
 //! Replicas publish a [`VantageReport`]; the leader combines them into a
-//! [`super::HealthView`] with quorum, freshness and impairment rules (SPEC §6).
+//! [`super::HealthView`] with quorum, freshness and impairment rules (ARCHITECTURE.md §6).
 
 use super::EndpointKey;
 use crate::time::Timestamp;

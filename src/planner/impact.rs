@@ -1,5 +1,5 @@
 //! Previewing an override before it is made (`veer drain … --dry-run`, and the
-//! impact every mutating command prints, SPEC §10): plan without it, plan with it,
+//! impact every mutating command prints, ARCHITECTURE.md §7): plan without it, plan with it,
 //! and compare. Pure, like the planner.
 
 use super::{DesiredAnswer, HoldCause, Override, PlanInput, RecordPlan, plan};

@@ -1,4 +1,4 @@
-//! The planner (SPEC §2, §7): a pure function from (policies, health, observed
+//! The planner (ARCHITECTURE.md §1, §7): a pure function from (policies, health, observed
 //! DNS state, overrides, persisted planner state, now, seed) to a [`Plan`].
 //!
 //! Pure means: no I/O, no clock reads, no async runtime, no hidden randomness.
@@ -31,7 +31,7 @@ pub struct PolicyInput<'a> {
     pub hash: &'a str,
     /// How the record is published: provider weights, or membership only. When a
     /// policy publishes to both kinds, pass `SetOnly` (the same answers go to each
-    /// provider, SPEC §4): weighted providers then get capacity weights over the members.
+    /// provider, ARCHITECTURE.md §6): weighted providers then get capacity weights over the members.
     pub weighting: Weighting,
 }
 
@@ -48,7 +48,7 @@ pub struct ObservedRecord {
 pub struct PlanInput<'a> {
     /// The policies to plan, one record each.
     pub policies: &'a [PolicyInput<'a>],
-    /// The combined health view (SPEC §6).
+    /// The combined health view (ARCHITECTURE.md §6).
     pub health: &'a HealthView,
     /// Observed published state by policy name; a missing entry means unknown or
     /// absent, planned as "nothing published" (only additions, no removals: the
@@ -199,7 +199,7 @@ pub struct Held {
 
 /// Plans every record.
 ///
-/// Rules per endpoint of a `weighted` record (SPEC §7); `failover` applies them to
+/// Rules per endpoint of a `weighted` record (ARCHITECTURE.md §6); `failover` applies them to
 /// the serving pool and gives the other pools 0:
 ///
 /// | health    | override        | warm-up state          | desired level            | note                              |

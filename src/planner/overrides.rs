@@ -1,4 +1,4 @@
-//! Operator overrides (SPEC §7): drain, pin, freeze and failover-to-pool.
+//! Operator overrides (ARCHITECTURE.md §6): drain, pin, freeze and failover-to-pool.
 //!
 //! These are plain serde values so that the store can persist them, the admin API
 //! can accept them and the CLI can build them; the planner only reads them. The
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// Default time to live of an override (SPEC §7: 4 h).
+/// Default time to live of an override (ARCHITECTURE.md §6: 4 h).
 pub const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
 /// One operator override with its audit fields.

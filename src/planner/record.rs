@@ -1,4 +1,4 @@
-//! Planning one record: the rules of SPEC §7 in the order they bind.
+//! Planning one record: the rules of ARCHITECTURE.md §6 in the order they bind.
 //!
 //! 1. Holds that need no computation: checker impaired (I7).
 //! 2. Pin (operator weights), subject to guards unless forced.

@@ -1,6 +1,6 @@
 //! What the planner remembers between plans: warm-up per endpoint, the velocity
 //! and change ledgers per record, and the last generation. The store persists
-//! it so that warm-up and velocity survive a leader change (SPEC §7).
+//! it so that warm-up and velocity survive a leader change (ARCHITECTURE.md §6).
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};

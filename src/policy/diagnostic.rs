@@ -1,4 +1,4 @@
-//! Positioned errors: `PATH:LINE:COL: error: MESSAGE` (SPEC §4).
+//! Positioned errors: `PATH:LINE:COL: error: MESSAGE` (ARCHITECTURE.md §6).
 
 use serde_saphyr::{Location, Spanned};
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Failover policies (SPEC §4): the model, how it is read from YAML with
+//! Failover policies (ARCHITECTURE.md §6): the model, how it is read from YAML with
 //! positioned errors, and the semantic checks.
 
 pub mod diagnostic;

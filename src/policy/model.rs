@@ -1,4 +1,4 @@
-//! The FailoverPolicy v1 document (SPEC §4), as parsed.
+//! The FailoverPolicy v1 document (ARCHITECTURE.md §6), as parsed.
 //!
 //! Structs are flat and `deny_unknown_fields` (internally tagged enums lose error
 //! positions); values that semantic checks point at are [`Spanned`]. Optional
@@ -122,7 +122,7 @@ impl RecordKind {
     }
 }
 
-/// How answers are chosen (SPEC §7).
+/// How answers are chosen (ARCHITECTURE.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Routing {
@@ -180,7 +180,7 @@ pub struct EndpointCheck {
     pub address: Option<Spanned<String>>,
 }
 
-/// Probe kinds (SPEC §6).
+/// Probe kinds (ARCHITECTURE.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProbeKind {
@@ -286,7 +286,7 @@ impl HealthCheck {
     }
 }
 
-/// Velocity caps (SPEC §7, invariant I5).
+/// Velocity caps (ARCHITECTURE.md §6, invariant I5).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Shift {
@@ -316,7 +316,7 @@ impl Shift {
     }
 }
 
-/// Staged warm-up (SPEC §7, invariant I6).
+/// Staged warm-up (ARCHITECTURE.md §6, invariant I6).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Warmup {
@@ -358,7 +358,7 @@ pub enum OnAllUnhealthy {
     KeepLast,
 }
 
-/// Capacity floors (SPEC §7, invariant I4).
+/// Capacity floors (ARCHITECTURE.md §6, invariant I4).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Guards {

@@ -24,15 +24,15 @@ pub struct DocumentText {
 /// The document kinds veer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentKind {
-    /// A FailoverPolicy (SPEC §4).
+    /// A FailoverPolicy (ARCHITECTURE.md §6).
     FailoverPolicy,
     /// The controller configuration, `veer.yaml`.
     ControllerConfig,
-    /// A `veer simulate` scenario (SPEC §10).
+    /// A `veer simulate` scenario (ARCHITECTURE.md §7).
     Scenario,
     /// A game day's faults (`veer run --chaos`).
     Chaos,
-    /// A failover or leader hand-off rehearsal (`veer drill`, SPEC §10).
+    /// A failover or leader hand-off rehearsal (`veer drill`, ARCHITECTURE.md §7).
     Drill,
 }
 

@@ -1,4 +1,4 @@
-//! Semantic checks of policies (SPEC §4): everything the parser cannot see.
+//! Semantic checks of policies (ARCHITECTURE.md §6): everything the parser cannot see.
 //! Each finding points at the offending node.
 
 use super::diagnostic::Findings;

@@ -3,7 +3,7 @@
 //! answers tick by tick — and keeps its own ledgers, so a bookkeeping bug in the
 //! planner cannot hide a violation.
 //!
-//! What each invariant means here (SPEC §9):
+//! What each invariant means here (ARCHITECTURE.md §2):
 //! - **I1** a record that had answers never has none.
 //! - **I4** published capacity never drops below `minHealthyEndpoints` /
 //!   `minCapacityPercent` while the healthy endpoints could meet them, unless a

@@ -1,4 +1,4 @@
-//! `veer simulate` (SPEC §10): the planner and the vantage combiner on virtual
+//! `veer simulate` (ARCHITECTURE.md §7): the planner and the vantage combiner on virtual
 //! time, driven by a scripted [`Scenario`], checked by an independent
 //! [`check::Checker`] for invariants I1, I4, I5, I6 and I7.
 //!
@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 /// The weights range simulated weighted providers accept (Route 53's).
 pub const SIM_MAX_WEIGHT: u32 = 255;
 
-/// A finished run: the timeline and the invariant violations (SPEC §10 JSON).
+/// A finished run: the timeline and the invariant violations (ARCHITECTURE.md §7 JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
     /// Scenario name.

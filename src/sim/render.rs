@@ -1,4 +1,4 @@
-//! Printing a [`Run`]: a table for people, JSON (SPEC §10 schema), and a
+//! Printing a [`Run`]: a table for people, JSON (ARCHITECTURE.md §7 schema), and a
 //! self-contained SVG line chart of the weights over time.
 
 use super::{Run, Step};
@@ -48,7 +48,7 @@ pub fn table(run: &Run) -> String {
     out
 }
 
-/// The run as one JSON object (SPEC §10).
+/// The run as one JSON object (ARCHITECTURE.md §7).
 pub fn json(run: &Run) -> String {
     serde_json::to_string(run).expect("a run serializes")
 }

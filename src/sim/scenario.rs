@@ -1,4 +1,4 @@
-//! Scenario documents (`kind: Scenario`, SPEC §10): the YAML model, parsed with
+//! Scenario documents (`kind: Scenario`, ARCHITECTURE.md §7): the YAML model, parsed with
 //! the same positioned errors as policies, and the resolved [`Scenario`].
 //!
 //! The YAML structs are flat and `deny_unknown_fields`: an event is one struct

@@ -1,4 +1,4 @@
-//! veer's Azure DNS provider (SPEC §5): set-only record sets through the Azure
+//! veer's Azure DNS provider (ARCHITECTURE.md §6): set-only record sets through the Azure
 //! Resource Manager REST API (`Microsoft.Network/dnsZones`, api-version
 //! `2018-05-01`), every write conditional on an entity tag.
 //!

@@ -1,4 +1,4 @@
-//! veer's Cloudflare DNS provider (SPEC §5): set-only records, written through
+//! veer's Cloudflare DNS provider (ARCHITECTURE.md §6): set-only records, written through
 //! the DNS records batch endpoint after a pre-read check.
 //!
 //! # Model
@@ -32,7 +32,7 @@
 //! both *creating* a name that had no ownership record. Those are detected
 //! afterwards by the verification read (and by the next reconcile), not
 //! prevented. The enactor narrows the window further: it re-checks its
-//! leadership fence immediately before calling `apply` (SPEC §2), so a deposed
+//! leadership fence immediately before calling `apply` (ARCHITECTURE.md §1), so a deposed
 //! leader does not reach step 2.
 //!
 //! # Errors

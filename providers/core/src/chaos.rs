@@ -22,7 +22,7 @@
 //! - `delayed`: the answer arrives late, by up to `delay_max` (uniform).
 //! - `stalled`: the call waits exactly `stall_for` *before* it reaches the
 //!   provider, as a caller held up by its own retries or a long pause would:
-//!   the racing writer of SPEC §1.1 sends a change it built long ago. Unlike
+//!   the racing writer of ARCHITECTURE.md §5 sends a change it built long ago. Unlike
 //!   `delayed`, nothing has happened at the provider while it waits. A stalled
 //!   write is in transit: it reaches the provider even if its caller gave up
 //!   waiting (a deadline cannot recall a request), and the observer hears what

@@ -4,7 +4,7 @@
 //! looks like to veer ([`RecordSet`], [`Answer`]), the ownership record that makes
 //! every write conditional ([`OwnershipRecord`]), what a provider can do
 //! ([`Capabilities`]) and the narrow [`Provider`] trait each provider implements
-//! (SPEC §5); wrappers in front of a provider implement [`ProviderWrapper`].
+//! (ARCHITECTURE.md §6); wrappers in front of a provider implement [`ProviderWrapper`].
 
 mod budget;
 mod chaos;

@@ -2,7 +2,7 @@
 //! `owner=<cluster id>;gen=<generation>;epoch=<leader epoch>;policy=<hash>`.
 //!
 //! Every apply changes the answers and this record in one conditional change, so
-//! a writer whose view is stale fails at the provider (SPEC §5, invariant I2).
+//! a writer whose view is stale fails at the provider (ARCHITECTURE.md §6, invariant I2).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The provider trait: capabilities, read, conditional apply (SPEC §5).
+//! The provider trait: capabilities, read, conditional apply (ARCHITECTURE.md §6).
 
 use crate::{Answer, OwnershipRecord, ProviderError, RecordName, RecordSet, RecordType};
 use std::future::Future;

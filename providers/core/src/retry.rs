@@ -4,7 +4,7 @@
 //! so that a failure is not multiplied by nested retry loops. Full jitter
 //! (`sleep = rand(0, min(cap, base·2^n))`) spreads the retries of many callers over
 //! the whole window instead of synchronising them; the retry budget stops retries
-//! from amplifying load when most calls fail (SPEC §5).
+//! from amplifying load when most calls fail (ARCHITECTURE.md §6).
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

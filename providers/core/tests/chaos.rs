@@ -132,7 +132,7 @@ async fn a_delayed_response_arrives_late_and_intact() {
     assert_eq!(generation(inner.as_ref(), "d").await, Some(1));
 }
 
-/// The racing writer's shape (SPEC §1.1): a stalled write reaches the provider
+/// The racing writer's shape (ARCHITECTURE.md §5): a stalled write reaches the provider
 /// only after exactly `stall_for`, and nothing changed there while it waited;
 /// the observer hears of it when the call arrives, with the generation it carries.
 #[tokio::test(start_paused = true)]
@@ -225,7 +225,7 @@ async fn the_same_seed_injects_the_same_faults_whatever_the_interleaving_of_name
     assert!(a1.iter().filter(|f| f.is_some()).count() > 10);
 }
 
-/// SPEC §11 item 5 on one record: 30 % throttled plus 5xx, timeouts, lost
+/// ARCHITECTURE.md §8 item 5 on one record: 30 % throttled plus 5xx, timeouts, lost
 /// responses and delays, through the retry layer: every generation lands exactly
 /// once and in order, and every call (failed or not) stays within the budget.
 #[tokio::test(start_paused = true)]

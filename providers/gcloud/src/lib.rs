@@ -1,4 +1,4 @@
-//! veer's Google Cloud DNS provider (SPEC §5): weighted record sets through the
+//! veer's Google Cloud DNS provider (ARCHITECTURE.md §6): weighted record sets through the
 //! Cloud DNS v1 REST API, every apply one atomic compare-and-swap.
 //!
 //! # Model

@@ -1,4 +1,4 @@
-//! veer's PowerDNS provider (SPEC §5): reads and zone checks through the
+//! veer's PowerDNS provider (ARCHITECTURE.md §6): reads and zone checks through the
 //! PowerDNS Authoritative HTTP API, writes through RFC 2136 — or, when the
 //! operator opts in, through the API with a weaker guarantee.
 //!

@@ -1,5 +1,5 @@
 //! veer's RFC 2136 provider: conditional, TSIG-signed DNS UPDATEs over TCP, for
-//! BIND 9, Knot and PowerDNS (SPEC §5).
+//! BIND 9, Knot and PowerDNS (ARCHITECTURE.md §6).
 //!
 //! # Expected flow
 //! - `read` queries the name's RRset and `_veer.<name>` TXT over TCP (no zone

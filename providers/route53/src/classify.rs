@@ -1,5 +1,5 @@
 //! Maps SDK failures onto [`ProviderError`] precisely enough for the one retry
-//! layer above the provider (SPEC §5) to act: the SDK's own retries are off.
+//! layer above the provider (ARCHITECTURE.md §6) to act: the SDK's own retries are off.
 //!
 //! | failure | read | write |
 //! |---|---|---|

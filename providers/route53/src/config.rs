@@ -13,7 +13,7 @@ use crate::batch::BatchLimits;
 /// Credentials come from the standard AWS chain (environment, shared profile,
 /// web identity / IRSA, container and instance metadata) unless
 /// [`Route53Config::credentials`] is set; secrets are never inline in the
-/// controller's YAML (SPEC §4), so `credentials` is not deserialised: the
+/// controller's YAML (ARCHITECTURE.md §6), so `credentials` is not deserialised: the
 /// controller fills it from a file or environment variable name when it must.
 ///
 /// Deserialising uses the YAML key names (`zones`, `hostedZoneIds`, `endpointUrl`,
@@ -44,7 +44,7 @@ pub struct Route53Config {
     /// controller that read them from a secret file). Never printed.
     #[serde(skip)]
     pub credentials: Option<StaticCredentials>,
-    /// SDK timeouts; the SDK's own retries are always off (one retry layer: SPEC §5).
+    /// SDK timeouts; the SDK's own retries are always off (one retry layer: ARCHITECTURE.md §6).
     #[serde(skip)]
     pub timeouts: Timeouts,
     /// How `apply` waits for a change to reach INSYNC.

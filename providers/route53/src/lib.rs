@@ -1,4 +1,4 @@
-//! veer's Route 53 provider (SPEC §5): weighted record sets and an atomic,
+//! veer's Route 53 provider (ARCHITECTURE.md §6): weighted record sets and an atomic,
 //! exact-match compare-and-swap per zone.
 //!
 //! # Model
@@ -531,7 +531,7 @@ async fn sdk_client(config: &Route53Config) -> Client {
         .build();
     let mut loader = aws_config::defaults(behavior_version())
         .region(Region::new(config.region.clone().unwrap_or_else(|| "us-east-1".into())))
-        // One retry layer (SPEC §5): the shared layer around the provider.
+        // One retry layer (ARCHITECTURE.md §6): the shared layer around the provider.
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts);
     if let Some(url) = &config.endpoint_url {

@@ -1,4 +1,4 @@
-//! Credentials never appear in `Debug` output, errors or logs (SPEC §12).
+//! Credentials never appear in `Debug` output, errors or logs (ARCHITECTURE.md §9).
 //!
 //! Alone in its test binary: the log capture is the process-wide subscriber,
 //! because a thread-scoped one misses events whose call sites another test

@@ -1,10 +1,10 @@
 //! [`LogCapture`]: everything a test binary logs, so that tests can search it
-//! for secrets (SPEC §12).
+//! for secrets (ARCHITECTURE.md §9).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Captures every event logged by this test binary, at all levels: tests grep it
-/// for secrets (SPEC §12). One process-wide subscriber, because tracing caches
+/// for secrets (ARCHITECTURE.md §9). One process-wide subscriber, because tracing caches
 /// per-callsite interest globally and a thread-scoped one misses events when
 /// tests run in parallel; so the text holds every test's logs.
 pub struct LogCapture {

@@ -1,4 +1,4 @@
-//! The operator commands (SPEC §10, issues 7 and 13): `veer status`, `drain`,
+//! The operator commands (ARCHITECTURE.md §7, issues 7 and 13): `veer status`, `drain`,
 //! `undrain`, `pin`, `unpin`, `failover`, `freeze`, `unfreeze`, `history`, `drill`.
 //! They talk to a replica's admin API only; every change is previewed by the
 //! server first, shown, confirmed by typing its name (unless `--yes`), and refused
@@ -19,7 +19,7 @@ use super::client::{AdminClient, ClientError, ServerArgs};
 use crate::planner::OverrideAction;
 use std::process::ExitCode;
 
-/// Exit code of a change a guard refused (SPEC §10).
+/// Exit code of a change a guard refused (ARCHITECTURE.md §7).
 const REFUSED: u8 = 3;
 
 /// Arguments of `veer status`.

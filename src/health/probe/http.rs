@@ -8,7 +8,7 @@
 //! The exchange is a lean HTTP/1.1 client rather than a general one: the
 //! request bytes are built once per target, the head is parsed with
 //! `httparse`, and the body is decoded only when a substring is expected. This
-//! keeps a probe within SPEC §12's budget of 1.3× a bare connect + GET. The
+//! keeps a probe within ARCHITECTURE.md §9's budget of 1.3× a bare connect + GET. The
 //! request says `Connection: close`, and after the verdict the socket is read
 //! to its end (bounded by the timeout), so that the server closes first and
 //! TIME_WAIT sockets pile up on the server side, not on the prober's.

@@ -1,4 +1,4 @@
-//! Probes (SPEC §6): one attempt to reach one endpoint the way its policy says,
+//! Probes (ARCHITECTURE.md §6): one attempt to reach one endpoint the way its policy says,
 //! reduced to success or a short reason an operator can read at a glance.
 //!
 //! A [`ProbeTarget`] is compiled once per endpoint from its policy (address,

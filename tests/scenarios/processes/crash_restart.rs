@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 6, the controller crashing at random points of an apply,
+//! ARCHITECTURE.md §8 scenario 6, the controller crashing at random points of an apply,
 //! with real processes: one `veer run` (standalone state file) writing a real
 //! BIND zone, three HTTP backends. BIND keeps answering while veer is dead, as
 //! a real provider would.

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 4, the fat-finger drain (S3, 2017), with a real process:
+//! ARCHITECTURE.md §8 scenario 4, the fat-finger drain (S3, 2017), with a real process:
 //! one `veer run` publishing through its embedded DNS server, four HTTP backends
 //! in two pools, the big pool holding 75 % of the capacity; the policy keeps at
 //! least 50 %. The operator's requests go to the admin API as the `veer drain`

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 3, flapping health checks on a healthy fleet, with real
+//! ARCHITECTURE.md §8 scenario 3, flapping health checks on a healthy fleet, with real
 //! processes: three `veer run` replicas (three vantages) on a real etcd, writing
 //! a real BIND zone, four healthy backends in two pools. Nothing is ever down;
 //! only what the vantages see is broken, with each replica's own chaos file

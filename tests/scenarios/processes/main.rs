@@ -1,4 +1,4 @@
-//! The scenarios of SPEC §11 with real processes (issue 11, deliverable 1b):
+//! The scenarios of ARCHITECTURE.md §8 with real processes (issue 11, deliverable 1b):
 //! `veer run` replicas, real BIND (or veer's embedded server where a scenario
 //! needs neither BIND nor etcd), real etcd where leadership moves, and local
 //! HTTP backends that are killed and restarted. A [`resolver`] polls the managed

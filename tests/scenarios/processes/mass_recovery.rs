@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 2, mass recovery, with real processes: one `veer run`
+//! ARCHITECTURE.md §8 scenario 2, mass recovery, with real processes: one `veer run`
 //! publishing weighted answers through its embedded DNS server, six HTTP
 //! backends in two pools with mixed capacities. Half of the capacity dies at
 //! once and, once it is out of the answers, returns at once.

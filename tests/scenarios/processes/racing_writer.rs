@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 1, the racing enactor of §1.1, with real processes: two
+//! ARCHITECTURE.md §8 scenario 1, the racing enactor of §1.1, with real processes: two
 //! `veer run` replicas on a real etcd write a real BIND zone.
 //!
 //! The old leader runs with a chaos file that stalls its writes (from 10 s on,

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 5, a provider throttling storm, with a real process: one
+//! ARCHITECTURE.md §8 scenario 5, a provider throttling storm, with a real process: one
 //! `veer run --chaos` writing a real BIND zone through an API budget of 1 call
 //! per second (burst 2), half of what its rounds would call without one. For 16 s, 30 % of its calls to BIND are throttled, 10 %
 //! fail with a 5xx, 5 % time out (the write may land) and 5 % lose their

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 6, the controller killed at random points of an apply: the
+//! ARCHITECTURE.md §8 scenario 6, the controller killed at random points of an apply: the
 //! replica is dropped (kill -9: its in-flight round future is abandoned, its
 //! lease is left to expire) at a seeded point — at its n-th write, before the
 //! write reaches the provider or right after the provider processed it and

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 4, the fat-finger drain: an operator drains a whole pool
+//! ARCHITECTURE.md §8 scenario 4, the fat-finger drain: an operator drains a whole pool
 //! that holds most of a seeded fleet's capacity (meaning one endpoint), with
 //! `minCapacityPercent` seeded so that the drain breaks it. Then the drain is
 //! forced, then every other pool is drained by force too, then all is cleared.

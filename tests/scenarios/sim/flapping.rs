@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 3, flapping health checks on a healthy fleet: one vantage
+//! ARCHITECTURE.md §8 scenario 3, flapping health checks on a healthy fleet: one vantage
 //! (seeded) loses its network for seeded windows and, between them, sees seeded
 //! endpoints flap; in half of the seeds one endpoint also really flaps, on every
 //! vantage.

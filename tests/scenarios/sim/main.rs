@@ -1,4 +1,4 @@
-//! The scenarios of SPEC §11 as seeded, deterministic simulations on virtual
+//! The scenarios of ARCHITECTURE.md §8 as seeded, deterministic simulations on virtual
 //! time (issue 11, deliverable 1a). Each scenario runs over many seeds; every
 //! seed derives its own fleet, schedule and faults, and independent checkers
 //! watch what an outsider would see (the provider's answers and ownership

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 2, mass recovery: half of a seeded fleet (one or two
+//! ARCHITECTURE.md §8 scenario 2, mass recovery: half of a seeded fleet (one or two
 //! pools, mixed capacities, weighted or set-only publishing, seeded warm-up
 //! stages, holds and caps) fails at once, then all of it returns at once.
 //!

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 1, the racing enactor of §1.1, faithfully: the old leader
+//! ARCHITECTURE.md §8 scenario 1, the racing enactor of §1.1, faithfully: the old leader
 //! reads state, builds its change, passes the fence, and is paused right there,
 //! before the change leaves (inside or outside its retry layer, by seed). Its
 //! lease runs out; a new leader takes over and applies several generations, and

@@ -1,4 +1,4 @@
-//! SPEC §11 scenario 5, a provider throttling storm: for a seeded window, 30 %
+//! ARCHITECTURE.md §8 scenario 5, a provider throttling storm: for a seeded window, 30 %
 //! of the provider calls are throttled (some with a `retry after` hint), and
 //! some fail with a 5xx, time out (the write may have landed), lose their
 //! response after landing, or answer late — while health changes keep the

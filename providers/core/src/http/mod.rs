@@ -1,7 +1,7 @@
 //! Shared by the HTTP API providers (Cloudflare, Cloud DNS, Azure): one HTTP
 //! exchange, classified into the provider error taxonomy, and the credential type.
 //!
-//! Nothing here retries: SPEC §5 keeps retries in one layer, which wraps the
+//! Nothing here retries: ARCHITECTURE.md §6 keeps retries in one layer, which wraps the
 //! provider from outside. What this module decides is what a failure *means*:
 //! whether the request may have changed state at the provider (then it is
 //! `Ambiguous` and the caller re-reads), or is known not to have (`Unavailable`).
@@ -45,7 +45,7 @@ impl From<String> for Secret {
 
 /// The HTTP client of an HTTP API provider: `timeout` bounds connecting and
 /// each whole request; reqwest's own retries are off, because retries belong to
-/// the one retry layer outside the provider (SPEC §5).
+/// the one retry layer outside the provider (ARCHITECTURE.md §6).
 pub fn client(timeout: Duration) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .timeout(timeout)
