@@ -80,6 +80,19 @@ fn veer(dir: &std::path::Path, args: &[&str]) -> Output {
         .expect("veer runs")
 }
 
+/// The `api` policy: weighted, two endpoints of capacity 100 and 300 at `addresses`,
+/// published to `publish_to`, probed over HTTP on `port`.
+fn api_policy(publish_to: &str, addresses: [&str; 2], port: u16) -> String {
+    format!(
+        "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: api }}\nspec:\n  \
+         record: {{ name: api.example.com., type: A, ttl: 30 }}\n  publishTo: [{publish_to}]\n  routing: weighted\n  \
+         pools:\n    - name: p\n      endpoints:\n        - {{ id: use1-a, address: {}, capacity: 100 }}\n        \
+         - {{ id: use1-b, address: {}, capacity: 300 }}\n  \
+         healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  warmup: {{ stages: [100] }}\n",
+        addresses[0], addresses[1]
+    )
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -102,17 +115,7 @@ async fn run_once_publishes_weighted_sets_to_route53_and_the_next_plan_is_empty(
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("api.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: api }}\nspec:\n  \
-             record: {{ name: api.example.com., type: A, ttl: 30 }}\n  publishTo: [r53]\n  routing: weighted\n  \
-             pools:\n    - name: p\n      endpoints:\n        - {{ id: use1-a, address: 127.0.0.61, capacity: 100 }}\n        \
-             - {{ id: use1-b, address: 127.0.0.62, capacity: 300 }}\n  \
-             healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  warmup: {{ stages: [100] }}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("api.yaml"), api_policy("r53", ["127.0.0.61", "127.0.0.62"], port)).unwrap();
     let d = dir.path().to_path_buf();
     let run = |args: &'static [&'static str]| {
         let d = d.clone();
@@ -195,17 +198,7 @@ async fn a_policy_published_to_route53_and_bind_gets_capacity_weights_on_route53
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("api.yaml"),
-        format!(
-            "apiVersion: veer/v1\nkind: FailoverPolicy\nmetadata: {{ name: api }}\nspec:\n  \
-             record: {{ name: api.example.com., type: A, ttl: 30 }}\n  publishTo: [r53, bind]\n  routing: weighted\n  \
-             pools:\n    - name: p\n      endpoints:\n        - {{ id: use1-a, address: 127.0.0.63, capacity: 100 }}\n        \
-             - {{ id: use1-b, address: 127.0.0.64, capacity: 300 }}\n  \
-             healthCheck: {{ type: http, port: {port}, interval: 1s, timeout: 500ms }}\n  warmup: {{ stages: [100] }}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("api.yaml"), api_policy("r53, bind", ["127.0.0.63", "127.0.0.64"], port)).unwrap();
     let (d, secret) = (dir.path().to_path_buf(), key.secret_base64.clone());
     let once = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_veer"))
