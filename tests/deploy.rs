@@ -807,7 +807,7 @@ fn every_alert_expression_references_existing_metrics_and_has_a_runbook() {
     for rule in &rules {
         let name = rule["alert"].as_str().expect("alert name");
         check_metrics(name, rule["expr"].as_str().expect("expr"), &known, &mut failures);
-        for field in ["summary", "description", "runbook"] {
+        for field in ["summary", "description", "runbook_url"] {
             if !rule["annotations"][field].is_string() {
                 failures.push(format!("{name}: annotation {field} missing"));
             }
@@ -815,8 +815,13 @@ fn every_alert_expression_references_existing_metrics_and_has_a_runbook() {
         if !["critical", "warning"].contains(&rule["labels"]["severity"].as_str().unwrap_or("")) {
             failures.push(format!("{name}: severity must be critical or warning"));
         }
-        if !readme.contains(&format!("#### {name}\n")) {
-            failures.push(format!("{name}: no runbook heading `#### {name}` in README.md"));
+        let url = rule["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        if url != format!("docs/runbooks/{name}.md") || !root().join(url).is_file() {
+            failures
+                .push(format!("{name}: runbook_url {url:?} is not docs/runbooks/{name}.md, or the file is missing"));
+        }
+        if !readme.contains(&format!("(docs/runbooks/{name}.md)")) {
+            failures.push(format!("{name}: README's runbook list does not link docs/runbooks/{name}.md"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
