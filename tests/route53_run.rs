@@ -56,16 +56,26 @@ fn start_moto() -> Option<Moto> {
     Some(moto)
 }
 
-/// Creates a hosted zone in moto with the plain SDK (as an operator would).
-async fn create_zone(port: u16, zone: &str) {
+/// The plain SDK against moto on `port` (as an operator would use it).
+fn moto_client(port: u16) -> aws_sdk_route53::Client {
     let config = aws_sdk_route53::Config::builder()
         .behavior_version(veer_provider_route53::behavior_version())
         .region(aws_sdk_route53::config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .credentials_provider(aws_sdk_route53::config::Credentials::new("AKIDMOTO", "not-checked", None, None, "test"))
         .build();
-    let client = aws_sdk_route53::Client::from_conf(config);
-    client.create_hosted_zone().name(zone).caller_reference(format!("veer-{zone}")).send().await.expect("zone created");
+    aws_sdk_route53::Client::from_conf(config)
+}
+
+/// Creates a hosted zone in moto.
+async fn create_zone(port: u16, zone: &str) {
+    moto_client(port)
+        .create_hosted_zone()
+        .name(zone)
+        .caller_reference(format!("veer-{zone}"))
+        .send()
+        .await
+        .expect("zone created");
 }
 
 fn veer(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -142,13 +152,7 @@ async fn run_once_publishes_weighted_sets_to_route53_and_the_next_plan_is_empty(
 
 /// Every weighted record set of `name` in moto: (set id, address, weight).
 async fn weighted_sets(port: u16, zone: &str, name: &str) -> Vec<(String, String, i64)> {
-    let config = aws_sdk_route53::Config::builder()
-        .behavior_version(veer_provider_route53::behavior_version())
-        .region(aws_sdk_route53::config::Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_sdk_route53::config::Credentials::new("AKIDMOTO", "not-checked", None, None, "test"))
-        .build();
-    let client = aws_sdk_route53::Client::from_conf(config);
+    let client = moto_client(port);
     let Ok(zones) = client.list_hosted_zones_by_name().dns_name(zone).send().await else { return Vec::new() };
     let Some(id) = zones.hosted_zones().iter().find(|z| z.name() == zone).map(|z| z.id().to_string()) else {
         return Vec::new();

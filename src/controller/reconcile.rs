@@ -56,8 +56,7 @@ pub fn round_deadline(setup: &Setup) -> Duration {
 /// Full-jitter backoff: uniform in `[0, min(cap, base · 2^(failures − 1))]`, at
 /// least `floor`.
 fn full_jitter(unit: f64, failures: u32, base: Duration, cap: Duration, floor: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
-    exp.mul_f64(unit).max(floor)
+    veer_provider::FullJitter::ceiling(base, cap, failures.saturating_sub(1)).mul_f64(unit).max(floor)
 }
 
 /// One provider's availability as rounds see it.
@@ -221,16 +220,12 @@ impl Quarantine {
     /// Counts a rejection of `name` at `provider`: the name waits `[d/2, d]` with
     /// `d` doubling from 10 s up to 10 minutes.
     fn rejected(&mut self, provider: &str, name: &RecordName, reason: String, unit: f64) {
-        let entry = self.names.entry((provider.to_string(), name.clone()));
-        let failures = match &entry {
-            std::collections::btree_map::Entry::Occupied(o) => o.get().failures + 1,
-            std::collections::btree_map::Entry::Vacant(_) => 1,
-        };
+        let key = (provider.to_string(), name.clone());
+        let failures = self.names.get(&key).map_or(1, |q| q.failures + 1);
         let d = full_jitter(1.0, failures, QUARANTINE_BASE, QUARANTINE_CAP, Duration::ZERO);
         let wait = d / 2 + (d / 2).mul_f64(unit);
         tracing::warn!(provider, name = %name, reason, failures, wait = ?wait, "name quarantined: its writes wait, the others go on");
-        *entry.or_insert(Quarantined { reason: String::new(), failures: 0, until: Instant::now() }) =
-            Quarantined { reason, failures, until: Instant::now() + wait };
+        self.names.insert(key, Quarantined { reason, failures, until: Instant::now() + wait });
     }
 
     fn cleared(&mut self, provider: &str, name: &RecordName) {
@@ -528,62 +523,67 @@ impl Reconciler {
         now: Timestamp,
     ) -> (Report, bool) {
         let at = Instant::now();
-        let mut by_provider: BTreeMap<String, Vec<Intent>> = BTreeMap::new();
-        for intent in intents.iter().filter(|i| self.quarantine.holds(&i.provider, &i.desired.name, at).is_none()) {
-            by_provider.entry(intent.provider.clone()).or_default().push(intent.clone());
+        // Each provider's share, with the intents' positions in `intents`.
+        let mut by_provider: BTreeMap<String, (Vec<usize>, Vec<Intent>)> = BTreeMap::new();
+        for (index, intent) in intents.iter().enumerate() {
+            if self.quarantine.holds(&intent.provider, &intent.desired.name, at).is_none() {
+                let (indices, share) = by_provider.entry(intent.provider.clone()).or_default();
+                indices.push(index);
+                share.push(intent.clone());
+            }
         }
-        let waited = futures_util::future::join_all(by_provider.into_iter().map(|(name, share)| {
+        let waited = futures_util::future::join_all(by_provider.into_iter().map(|(name, (indices, share))| {
             let enactor = enactor.clone();
             let owned = share.clone();
             let mut task = tokio::spawn(async move { enactor.enact(&owned).await });
             async move {
                 match tokio::time::timeout_at(deadline, &mut task).await {
-                    Ok(Ok(report)) => (name, share, Ok(report)),
-                    Ok(Err(panicked)) => (name, share, Err((None, panicked.to_string()))),
-                    Err(_) => (name, share, Err((Some(task), String::new()))),
+                    Ok(Ok(report)) => (name, indices, share, Ok(report)),
+                    Ok(Err(panicked)) => (name, indices, share, Err((None, panicked.to_string()))),
+                    Err(_) => (name, indices, share, Err((Some(task), String::new()))),
                 }
             }
         }))
         .await;
         let mut report = Report::default();
-        let mut done: Vec<(Intent, Outcome)> = Vec::new();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; intents.len()];
         let mut held = false;
-        for (name, share, result) in waited {
+        for (name, indices, share, result) in waited {
             match result {
                 Ok(part) => {
                     self.note_writes(&share, &part, now);
                     report.writes += part.writes;
                     report.fence_lost = report.fence_lost.or(part.fence_lost);
                     report.durations.extend(part.durations);
-                    done.extend(share.into_iter().zip(part.outcomes.into_iter().map(|(_, _, o)| o)));
+                    for (index, (_, _, outcome)) in indices.into_iter().zip(part.outcomes) {
+                        outcomes[index] = Some(outcome);
+                    }
                 }
                 Err((Some(task), _)) => {
                     held = true;
                     tracing::warn!(provider = %name, "still writing at the round deadline: not waited for; its outcome is reported when it ends");
-                    done.extend(share.iter().cloned().map(|i| (i, Outcome::InFlight)));
+                    indices.into_iter().for_each(|index| outcomes[index] = Some(Outcome::InFlight));
                     self.busy.insert(name, Busy { work: Work::Writes { task, intents: share }, since: at });
                 }
                 Err((None, panicked)) => {
                     let outcome =
                         Outcome::Failed(ProviderError::Ambiguous(format!("the write task failed: {panicked}")));
-                    done.extend(share.into_iter().map(|i| (i, outcome.clone())));
+                    indices.into_iter().for_each(|index| outcomes[index] = Some(outcome.clone()));
                 }
             }
         }
         // One outcome per intent, in order: the enacted ones, and the quarantined ones.
         report.outcomes = intents
             .iter()
-            .map(|intent| {
-                let outcome = match done.iter().position(|(i, _)| i == intent) {
-                    Some(n) => done.swap_remove(n).1,
-                    None => {
-                        let q = self.quarantine.holds(&intent.provider, &intent.desired.name, at);
-                        let why = q.map_or_else(String::new, |q| {
-                            format!("after {} rejections in a row: {}", q.failures, q.reason)
-                        });
-                        Outcome::Quarantined(why)
-                    }
-                };
+            .zip(outcomes)
+            .map(|(intent, outcome)| {
+                let outcome = outcome.unwrap_or_else(|| {
+                    let q = self.quarantine.holds(&intent.provider, &intent.desired.name, at);
+                    let why = q.map_or_else(String::new, |q| {
+                        format!("after {} rejections in a row: {}", q.failures, q.reason)
+                    });
+                    Outcome::Quarantined(why)
+                });
                 (intent.provider.clone(), intent.desired.name.clone(), outcome)
             })
             .collect();

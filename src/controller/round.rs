@@ -103,18 +103,6 @@ fn read_jobs(
     jobs
 }
 
-/// Reads every (policy, provider) pair, providers concurrently; `veer plan`'s
-/// whole read, waited for to the end. A failed read fails its unit only.
-pub async fn observe(policies: &[LoadedPolicy], providers: &ProviderSet) -> Observation {
-    let mut out = Observation::default();
-    let jobs = read_jobs(policies, providers, &BTreeMap::new(), units(policies), &mut out);
-    let results = futures_util::future::join_all(jobs.into_values().map(ReadJob::run)).await;
-    for (unit, result) in results.into_iter().flatten() {
-        record(&mut out, unit, result);
-    }
-    out
-}
-
 /// One unit's read into the observation.
 fn record(out: &mut Observation, unit: (String, String), result: Result<Observed, ProviderError>) {
     match result {
