@@ -6,11 +6,10 @@ use super::{ConfigArg, Output};
 use crate::controller::reconcile::{Reconciler, RoundInput, RoundReport, Writer};
 use crate::controller::{self, Setup, providers, round, state::StateSource};
 use crate::coord;
-use crate::enactor::{LeaderFence, Outcome};
+use crate::enactor::Outcome;
 use crate::health::probe::{self, tls::TlsConfigs};
 use crate::time::{Clock, SystemClock};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Arguments of `veer plan`.
 #[derive(Debug, clap::Args)]
@@ -115,13 +114,7 @@ pub fn run_once(args: &RunArgs) -> ExitCode {
             .await
             .map_err(|_| anyhow::anyhow!("did not become leader in time: another replica leads"))??;
         let state = StateSource::Coordinator(coordinator.clone());
-        let writer = Writer {
-            coordinator: coordinator.clone(),
-            epoch,
-            fence: Arc::new(LeaderFence::new(coordinator.clone(), epoch)),
-            expected_write: controller::expected_write(&setup.config.config.coordination),
-            history_keep: setup.config.config.coordination.history_keep(),
-        };
+        let writer = Writer::leader(coordinator.clone(), epoch, &setup.config.config.coordination);
         let r = reconcile(&setup, &providers, &state, Some(&writer)).await;
         coordinator.release().await?;
         r

@@ -249,6 +249,20 @@ pub struct Writer {
     pub history_keep: usize,
 }
 
+impl Writer {
+    /// The writer of the leader of `epoch`: the leader fence at `coordinator`, the
+    /// write time and history length of `config`.
+    pub fn leader(coordinator: Arc<dyn Coordinator>, epoch: Epoch, config: &crate::config::CoordinationConfig) -> Self {
+        Self {
+            fence: Arc::new(crate::enactor::LeaderFence::new(coordinator.clone(), epoch)),
+            coordinator,
+            epoch,
+            expected_write: super::expected_write(config),
+            history_keep: config.history_keep(),
+        }
+    }
+}
+
 /// What one round is given.
 pub struct RoundInput<'a> {
     /// The policies and config in force.

@@ -13,7 +13,7 @@ use super::state::StateSource;
 use super::vantages::{self, Exchange};
 use super::{Planned, Setup};
 use crate::coord::{Coordinator, Epoch, Leadership};
-use crate::enactor::{LeaderFence, Outcome};
+use crate::enactor::Outcome;
 use crate::health::combine::{CombinerState, combine};
 use crate::health::{Vantage, VantageOptions};
 use crate::metrics::Metrics;
@@ -49,10 +49,10 @@ pub struct RoundSummary {
     pub applied: std::collections::BTreeMap<String, LastApply>,
     /// How long the last round took.
     pub round_duration: Option<Duration>,
-    /// Providers the leader's rounds skip as unavailable, with the reason.
-    pub unavailable: std::collections::BTreeMap<String, String>,
-    /// Names whose writes wait out a quarantine: (provider, record, reason).
-    pub quarantined: Vec<(String, String, String)>,
+    /// Providers the leader's rounds find failing or skip, with the reason.
+    pub unavailable: Vec<super::status::ProviderUnavailable>,
+    /// Names whose writes wait out a quarantine.
+    pub quarantined: Vec<super::status::QuarantinedName>,
 }
 
 /// The outcome of this replica's last write of one record.
@@ -538,13 +538,8 @@ impl Controller {
             tracing::warn!(error = %e, "cannot remove expired overrides; the planner ignores them anyway");
         }
         let store = StateSource::Coordinator(self.coordinator.clone());
-        let writer = super::reconcile::Writer {
-            coordinator: self.coordinator.clone(),
-            epoch,
-            fence: Arc::new(LeaderFence::new(self.coordinator.clone(), epoch)),
-            expected_write: super::expected_write(&setup.config.config.coordination),
-            history_keep: setup.config.config.coordination.history_keep(),
-        };
+        let writer =
+            super::reconcile::Writer::leader(self.coordinator.clone(), epoch, &setup.config.config.coordination);
         let input = super::reconcile::RoundInput {
             setup: &setup,
             providers: &self.providers,
@@ -731,12 +726,16 @@ impl Controller {
             }
         }
         let now = tokio::time::Instant::now();
-        let quarantined: Vec<(String, String, String)> = reconciler
+        let quarantined: Vec<super::status::QuarantinedName> = reconciler
             .quarantine()
             .entries()
             .iter()
             .filter(|(_, q)| q.until > now)
-            .map(|((provider, name), q)| (provider.clone(), name.to_string(), q.reason.clone()))
+            .map(|((provider, name), q)| super::status::QuarantinedName {
+                provider: provider.clone(),
+                record: name.to_string(),
+                reason: q.reason.clone(),
+            })
             .collect();
         // Every unit has a series (0 unless quarantined), so alerts and dashboards see them from the start.
         let setup = self.setup();
@@ -748,7 +747,12 @@ impl Controller {
                 self.metrics.quarantined.get_or_create(&l).set(i64::from(held.is_some_and(|q| q.until > now)));
             }
         }
-        let unavailable = reconciler.availability().unavailable();
+        let unavailable = reconciler
+            .availability()
+            .unavailable()
+            .into_iter()
+            .map(|(provider, reason)| super::status::ProviderUnavailable { provider, reason })
+            .collect();
         self.summary.send_modify(|s| {
             s.unavailable = unavailable;
             s.quarantined = quarantined;

@@ -423,22 +423,8 @@ pub fn build(input: &StatusInputs<'_>) -> StatusReport {
         last_error: input.summary.error.clone(),
         policy_reload_error: input.summary.reload_error.clone(),
         store_error: input.store.error.clone(),
-        providers_unavailable: input
-            .summary
-            .unavailable
-            .iter()
-            .map(|(provider, reason)| ProviderUnavailable { provider: provider.clone(), reason: reason.clone() })
-            .collect(),
-        quarantined: input
-            .summary
-            .quarantined
-            .iter()
-            .map(|(provider, record, reason)| QuarantinedName {
-                provider: provider.clone(),
-                record: record.clone(),
-                reason: reason.clone(),
-            })
-            .collect(),
+        providers_unavailable: input.summary.unavailable.clone(),
+        quarantined: input.summary.quarantined.clone(),
         checker: CheckerStatus { impaired: health.impaired.clone() },
         vantages,
         records,
